@@ -1,0 +1,1 @@
+"""The system of record: CRM models, normalisers, matching."""

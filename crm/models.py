@@ -1,0 +1,307 @@
+"""CRM records: users and teams, relations, contacts, identities, leads, activities, tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm.base import Base, Json, JsonList, Timestamped
+
+ROLES = ("admin", "manager", "agent")
+IDENTITY_KINDS = ("email", "phone", "telegram", "whatsapp", "web")
+ACTIVITY_KINDS = ("call", "email", "message", "form", "note", "meeting")
+TASK_STATUSES = ("open", "done", "cancelled")
+PRIORITIES = ("low", "normal", "high", "urgent")
+LEAD_STATUSES = ("new", "contacted", "qualified", "converted", "disqualified")
+
+
+def one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    listed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=f"{column}_valid")
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+    __table_args__ = (one_of("role", ROLES),)
+
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="agent")
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    # {"tz": "Europe/Amsterdam", "mon": [["08:30", "17:00"]], ...}
+    working_hours: Mapped[Json] = mapped_column(default=dict)
+    capacity: Mapped[int] = mapped_column(default=20)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    away: Mapped[bool] = mapped_column(default=False)
+    language: Mapped[str] = mapped_column(String(5), default="nl")
+
+    memberships: Mapped[list[TeamMember]] = relationship(back_populates="user")
+
+
+class Team(Timestamped, Base):
+    __tablename__ = "teams"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    working_hours: Mapped[Json] = mapped_column(default=dict)
+
+    members: Mapped[list[TeamMember]] = relationship(back_populates="team")
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # Round-robin order: the member with the lowest rotation number goes next; every assignment
+    # takes a fresh number from a sequence, so assignments in one transaction still rotate.
+    rotation: Mapped[int] = mapped_column(server_default="0")
+    last_assigned_at: Mapped[datetime | None]
+
+    team: Mapped[Team] = relationship(back_populates="members")
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class RelationStatus(Base):
+    """The configurable list of relation statuses (suspect, prospect, customer, ...)."""
+
+    __tablename__ = "relation_statuses"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    label: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class Category(Timestamped, Base):
+    __tablename__ = "categories"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+relation_categories = Table(
+    "relation_categories",
+    Base.metadata,
+    Column("relation_id", ForeignKey("relations.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "category_id", ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True, index=True
+    ),
+)
+
+
+class Relation(Timestamped, Base):
+    """An organisation the company deals with."""
+
+    __tablename__ = "relations"
+    __table_args__ = (
+        CheckConstraint("abc_class IN ('A', 'B', 'C')", name="abc_class_valid"),
+        Index(
+            "ix_relations_normalized_name_trgm",
+            "normalized_name",
+            postgresql_using="gin",
+            postgresql_ops={"normalized_name": "gin_trgm_ops"},
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(300))
+    normalized_name: Mapped[str] = mapped_column(String(300), index=True)
+    status: Mapped[str] = mapped_column(
+        ForeignKey("relation_statuses.code", onupdate="CASCADE"), default="prospect"
+    )
+    abc_class: Mapped[str | None] = mapped_column(String(1))
+    account_manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    region: Mapped[str | None] = mapped_column(String(100))
+    branch: Mapped[str | None] = mapped_column(String(100))
+    kvk_number: Mapped[str | None] = mapped_column(String(20), index=True)
+    website: Mapped[str | None] = mapped_column(String(300))
+    # [{"kind": "visit", "street": ..., "postcode": ..., "city": ..., "country": "NL"}]
+    addresses: Mapped[JsonList] = mapped_column(default=list)
+    custom_fields: Mapped[Json] = mapped_column(default=dict)
+
+    categories: Mapped[list[Category]] = relationship(secondary=relation_categories)
+    contacts: Mapped[list[Contact]] = relationship(back_populates="relation")
+
+
+class RelationLink(Timestamped, Base):
+    """A typed link between relations: parent/subsidiary, dealer, ..."""
+
+    __tablename__ = "relation_links"
+    __table_args__ = (UniqueConstraint("from_relation_id", "to_relation_id", "kind"),)
+
+    from_relation_id: Mapped[int] = mapped_column(ForeignKey("relations.id", ondelete="CASCADE"))
+    to_relation_id: Mapped[int] = mapped_column(
+        ForeignKey("relations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+
+
+class Contact(Timestamped, Base):
+    """A person, optionally at a relation."""
+
+    __tablename__ = "contacts"
+
+    relation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("relations.id", ondelete="SET NULL"), index=True
+    )
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(150))
+    full_name: Mapped[str] = mapped_column(String(300))
+    job_title: Mapped[str | None] = mapped_column(String(150))
+    city: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str | None] = mapped_column(String(5))
+    custom_fields: Mapped[Json] = mapped_column(default=dict)
+
+    relation: Mapped[Relation | None] = relationship(back_populates="contacts")
+
+
+class Lead(Timestamped, Base):
+    """A not-yet-formal contact: converts into relation + contact."""
+
+    __tablename__ = "leads"
+    __table_args__ = (one_of("status", LEAD_STATUSES),)
+
+    name: Mapped[str | None] = mapped_column(String(300))
+    company: Mapped[str | None] = mapped_column(String(300))
+    source_channel_id: Mapped[str | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="SET NULL")
+    )
+    source_detail: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    fields: Mapped[Json] = mapped_column(default=dict)
+    converted_contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+
+
+class Identity(Timestamped, Base):
+    """A way to reach someone (an e-mail address, a phone number...), owned by one record."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("kind", "value"),
+        one_of("kind", IDENTITY_KINDS),
+        CheckConstraint("num_nonnulls(contact_id, relation_id, lead_id) = 1", name="one_owner"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(320))  # normalised: lowercased e-mail, E.164 phone
+    raw: Mapped[str | None] = mapped_column(String(320))
+    label: Mapped[str | None] = mapped_column(String(40))  # work, mobile, shared mailbox...
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    relation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("relations.id", ondelete="CASCADE"), index=True
+    )
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE"), index=True
+    )
+
+
+class Project(Timestamped, Base):
+    """A minimal project record; the CRM-projects work extends it."""
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(300))
+    relation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("relations.id", ondelete="SET NULL"), index=True
+    )
+    city: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(40), default="open")
+    confidential: Mapped[bool] = mapped_column(default=False)
+
+
+class Activity(Timestamped, Base):
+    """A call, e-mail, message, note or meeting, linked to whom it concerns."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        one_of("kind", ACTIVITY_KINDS),
+        CheckConstraint("direction IN ('inbound', 'outbound', 'internal')", name="direction_valid"),
+        UniqueConstraint("channel_id", "external_id"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(20))
+    direction: Mapped[str] = mapped_column(String(10), default="inbound")
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime]
+    duration_s: Mapped[int | None]
+    outcome: Mapped[str | None] = mapped_column(String(40))  # answered, missed, busy, failed...
+    agent: Mapped[str | None] = mapped_column(String(200))
+    recording_url: Mapped[str | None] = mapped_column(String(1000))
+    channel_id: Mapped[str | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    sequence: Mapped[int | None]  # provider order of updates to this activity (call callbacks)
+    relation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("relations.id", ondelete="SET NULL"), index=True
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True
+    )
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Task(Timestamped, Base):
+    """Work for a person or team with a due time."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        one_of("status", TASK_STATUSES),
+        one_of("priority", PRIORITIES),
+        Index(
+            "ix_tasks_open_assignee",
+            "assignee_id",
+            "due_at",
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    kind: Mapped[str] = mapped_column(String(40))  # follow_up, call_back, reply, ...
+    title: Mapped[str] = mapped_column(String(500))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    due_at: Mapped[datetime | None]
+    priority: Mapped[str] = mapped_column(String(10), default="normal")
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    completed_at: Mapped[datetime | None]
+    relation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("relations.id", ondelete="SET NULL"), index=True
+    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    activity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("activities.id", ondelete="SET NULL")
+    )

@@ -1,0 +1,1 @@
+"""The Switchboard service: settings, database, web app, ingest pipeline."""

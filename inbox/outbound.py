@@ -1,0 +1,137 @@
+"""Replies: queue an outbound message on the conversation's channel, then send it in a job."""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels import SENDERS
+from channels.base import JsonObject, OutboundMessage, SendResult
+from crm.models import Identity
+from inbox.history import record
+from inbox.models import Channel, Conversation, Message
+
+Sender = Callable[[JsonObject, OutboundMessage], Awaitable[SendResult]]
+
+
+class CannotSend(Exception):
+    """The conversation's channel has no way to answer this customer."""
+
+
+def sender_for(kind: str) -> Sender | None:
+    target = SENDERS.get(kind)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    fn: Sender = getattr(importlib.import_module(module), name)
+    return fn
+
+
+async def reply_route(session: AsyncSession, conversation: Conversation) -> tuple[Channel, str]:
+    """The channel a reply goes out on and the customer's address there."""
+    channel = await session.get(Channel, conversation.channel_id)
+    if channel is None:
+        raise CannotSend("the conversation's channel no longer exists")
+    last_inbound = (
+        await session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation.id, Message.direction == "inbound")
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(1)
+        )
+    ).first()
+    meta: dict[str, Any] = last_inbound.meta if last_inbound else {}
+    if channel.kind in SENDERS and (address := meta.get("reply_address")):
+        return channel, str(address)
+    # Forms and call logs have no way back of their own: answer by e-mail when we can.
+    email = await customer_email(session, conversation)
+    mail_channel = (
+        await session.scalars(
+            select(Channel)
+            .where(Channel.kind == "email", Channel.is_active)
+            .order_by(Channel.created_at)
+        )
+    ).first()
+    if email and mail_channel is not None:
+        return mail_channel, email
+    raise CannotSend(f"a {channel.kind} conversation cannot be answered here; no e-mail route")
+
+
+async def customer_email(session: AsyncSession, conversation: Conversation) -> str | None:
+    owner = (
+        Identity.contact_id == conversation.contact_id
+        if conversation.contact_id
+        else Identity.lead_id == conversation.lead_id
+        if conversation.lead_id
+        else None
+    )
+    if owner is None:
+        return None
+    return (
+        await session.scalars(
+            select(Identity.value)
+            .where(owner, Identity.kind == "email")
+            .order_by(Identity.id)
+            .limit(1)
+        )
+    ).first()
+
+
+async def queue_reply(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    text: str,
+    html: str | None,
+    subject: str | None,
+    author_id: int | None,
+    now: datetime,
+) -> Message:
+    """Store the reply as queued; the caller enqueues `send_message` after committing."""
+    channel, address = await reply_route(session, conversation)
+    message = Message(
+        conversation_id=conversation.id,
+        channel_id=channel.id,
+        external_id=f"out:{uuid.uuid4().hex}",
+        direction="outbound",
+        kind="message",
+        subject=subject or conversation.subject,
+        text=text,
+        html=html,
+        author_id=author_id,
+        meta={"to": address, "via_channel_kind": channel.kind},
+        sent_at=now,
+        status="queued",
+    )
+    session.add(message)
+    if author_id is not None and conversation.first_response_at is None:
+        conversation.first_response_at = now
+    conversation.last_message_at = now
+    await session.flush()
+    record(session, conversation.id, "reply", author_id, message_id=message.id)
+    return message
+
+
+async def add_note(
+    session: AsyncSession, conversation: Conversation, text: str, author_id: int, now: datetime
+) -> Message:
+    note = Message(
+        conversation_id=conversation.id,
+        channel_id=conversation.channel_id,
+        external_id=f"note:{uuid.uuid4().hex}",
+        direction="internal",
+        kind="note",
+        text=text,
+        author_id=author_id,
+        sent_at=now,
+        status="note",
+    )
+    session.add(note)
+    await session.flush()
+    return note

@@ -1,0 +1,35 @@
+"""Realtime events for the web inbox: published on Redis after commit, fanned out by /ws."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from redis.asyncio import Redis
+
+from inbox.models import Conversation
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "switchboard:events"
+
+
+def conversation_event(kind: str, c: Conversation) -> dict[str, object]:
+    """What a client needs to decide whether to show it and to refresh: no message content."""
+    return {
+        "type": kind,
+        "conversation_id": c.id,
+        "team_id": c.team_id,
+        "assignee_id": c.assignee_id,
+        "status": c.status,
+        "confidential": c.confidential,
+        "channel_id": c.channel_id,
+    }
+
+
+async def publish(redis: Redis, kind: str, conversation: Conversation) -> None:
+    """Best effort: the inbox also refreshes on its own, so a lost event costs only latency."""
+    try:
+        await redis.publish(CHANNEL, json.dumps(conversation_event(kind, conversation)))
+    except Exception as exc:
+        log.warning("realtime publish failed", error=str(exc))

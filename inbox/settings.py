@@ -1,0 +1,41 @@
+"""Service settings from the environment (SWITCHBOARD_* or the plain names below) and a .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "SWITCHBOARD_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "SWITCHBOARD_REDIS_URL")
+    )
+    data_dir: Path = Path("var")
+    public_url: str | None = None  # e.g. https://inbox.example.nl, for webhook URLs and signatures
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+    default_region: str = "NL"
+    task_due_hours: float = 4.0
+    callback_due_hours: float = 1.0
+    rate_limit_per_minute: int = 30  # web-form posts per client IP
+    trust_forwarded: bool = False  # honour X-Forwarded-* behind a reverse proxy
+    db_pool_size: int = 20
+    worker_max_jobs: int = 50
+    log_level: str = "INFO"
+    log_json: bool = False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

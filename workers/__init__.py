@@ -1,0 +1,1 @@
+"""arq worker: jobs and cron."""

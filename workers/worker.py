@@ -1,0 +1,99 @@
+"""The arq worker: its functions, cron jobs and the clients its jobs share."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from arq import cron, func
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from inbox.attachments import FileStore
+from inbox.db import make_engine, make_sessions
+from inbox.ingest import Policy
+from inbox.settings import Settings
+from workers import bot as chat
+from workers.jobs import Ctx, process_event, recover_pending, replay_events, send_message
+from workers.mailbox import SESSION_S, schedule_mailboxes, sync_mailbox
+from workers.sla import (
+    deliver_notifications,
+    drain_queues,
+    send_acknowledgements,
+    sweep_sla,
+    wake_snoozed,
+)
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(
+        files=FileStore(settings.data_dir.expanduser().resolve() / "files"),
+        region=settings.default_region,
+        task_due=timedelta(hours=settings.task_due_hours),
+        callback_due=timedelta(hours=settings.callback_due_hours),
+    )
+
+
+async def recover_on_cron(ctx: Ctx) -> int:
+    return await recover_pending(ctx)
+
+
+CRON_JOBS = [
+    cron(recover_on_cron, second={0, 30}, unique=True, run_at_startup=False),
+    cron(schedule_mailboxes, second={5, 35}, unique=True, run_at_startup=True),
+    cron(sweep_sla, second={0, 30}, unique=True, run_at_startup=False),
+    cron(wake_snoozed, second={15, 45}, unique=True, run_at_startup=False),
+    cron(drain_queues, second=set(range(0, 60, 10)), unique=True, run_at_startup=False),
+    cron(deliver_notifications, second=set(range(2, 60, 5)), unique=True, run_at_startup=False),
+    cron(send_acknowledgements, second=set(range(1, 60, 5)), unique=True, run_at_startup=False),
+    *chat.CRON_JOBS,
+]
+
+
+def make_worker(
+    settings: Settings,
+    database_url: str,
+    redis_url: str,
+    *,
+    handle_signals: bool = True,
+    burst: bool = False,
+    extra_ctx: dict[str, Any] | None = None,
+) -> Worker:
+    """A worker bound to these engines; it opens its database pool on startup."""
+
+    async def startup(ctx: Ctx) -> None:
+        engine = make_engine(database_url, pool_size=min(settings.worker_max_jobs, 20))
+        ctx["engine"] = engine
+        ctx["sessions"] = make_sessions(engine)
+        ctx["policy"] = policy_from(settings)
+        ctx.update(extra_ctx or {})
+        # A crash between journal and processing leaves events pending: pick them up now.
+        await recover_pending(ctx, older_than_s=0)
+        await chat.startup(ctx)
+
+    async def shutdown(ctx: Ctx) -> None:
+        await chat.shutdown(ctx)
+        engine = ctx.get("engine")
+        if engine is not None:
+            await engine.dispose()
+
+    return Worker(
+        functions=[
+            process_event,
+            replay_events,
+            send_message,
+            func(sync_mailbox, timeout=SESSION_S + 120),
+            deliver_notifications,
+            *chat.FUNCTIONS,
+        ],
+        # A burst worker (tests, `worker --burst`) drains the queue and stops: no cron jobs.
+        cron_jobs=[] if burst else CRON_JOBS,
+        redis_settings=RedisSettings.from_dsn(redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        max_jobs=settings.worker_max_jobs,
+        keep_result=0,
+        handle_signals=handle_signals,
+        burst=burst,
+        poll_delay=0.05,
+    )
