@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import aiohttp
 import asyncpg
@@ -220,7 +220,7 @@ class CpuMeter:
     between the two snapshots is lost, so the pools should be warm first.
     """
 
-    BY_COMM = {"postgres": "postgres", "redis-server": "redis"}
+    BY_COMM: ClassVar[dict[str, str]] = {"postgres": "postgres", "redis-server": "redis"}
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
@@ -285,8 +285,19 @@ class Profiler:
         if Path(exe).exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             self.proc = subprocess.Popen(
-                [exe, "record", "-p", str(pid), "-f", "raw", "-r", str(rate), "--nonblocking"]
-                + ["-o", str(out)],
+                [
+                    exe,
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-f",
+                    "raw",
+                    "-r",
+                    str(rate),
+                    "--nonblocking",
+                    "-o",
+                    str(out),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

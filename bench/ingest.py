@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -41,7 +40,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -55,7 +54,7 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     RESULTS,
     ROOT,
     CpuMeter,
@@ -71,7 +70,7 @@ from bench.common import (  # noqa: E402
     top_frames,
     wait_http_ok,
 )
-from channels.telephony import twilio_signature  # noqa: E402
+from channels.telephony import twilio_signature
 
 REDIS_DB = 13  # bench/inbox.py uses 14; two benchmarks at once must not flush each other
 REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -183,7 +182,9 @@ class Deliveries:
             "telefoon": self.rng.choice(PHONE_FORMATS)(p.mobiel),
             "plaats": p.plaats,
             "onderwerp": "Contactformulier website",
-            "bericht": self.rng.choice(BERICHTEN).format(n=self.rng.randint(2, 40), plaats=p.plaats),
+            "bericht": self.rng.choice(BERICHTEN).format(
+                n=self.rng.randint(2, 40), plaats=p.plaats
+            ),
             "akkoord_privacy": "ja",
         }
         headers = {"Authorization": f"Bearer {self.form_token}", "Accept": "application/json"}
@@ -322,7 +323,7 @@ async def open_loop(
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(scheduled, req)))
         offered_s = time.perf_counter() - start
-        done, pending = await asyncio.wait(tasks, timeout=drain_s)
+        _done, pending = await asyncio.wait(tasks, timeout=drain_s)
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -511,14 +512,31 @@ async def run(plan: Plan) -> dict[str, Any]:
         }
         print(header(results["facts"], plan), flush=True)
         form = run_json(
-            [switchboard, "channels", "add", "webform", "--name", "Contactformulier website"]
-            + ["--json", "--config", json.dumps({"rate_limit_per_minute": 10_000_000})],
+            [
+                switchboard,
+                "channels",
+                "add",
+                "webform",
+                "--name",
+                "Contactformulier website",
+                "--json",
+                "--config",
+                json.dumps({"rate_limit_per_minute": 10000000}),
+            ],
             env,
         )
         phone = run_json(
-            [switchboard, "channels", "add", "telephony", "--name", "Twilio hoofdnummer"]
-            + ["--json", "--config"]
-            + [json.dumps({"dialect": "twilio", "twilio_auth_token": TWILIO_TOKEN})],
+            [
+                switchboard,
+                "channels",
+                "add",
+                "telephony",
+                "--name",
+                "Twilio hoofdnummer",
+                "--json",
+                "--config",
+                json.dumps({"dialect": "twilio", "twilio_auth_token": TWILIO_TOKEN}),
+            ],
             env,
         )
         make = Deliveries(base, form, phone, seed=42)
@@ -662,7 +680,8 @@ async def run(plan: Plan) -> dict[str, Any]:
                     "processed_per_s": done_in_window / window,
                     "backlog_at_end": counts.get("pending", 0),
                     "drain_after": {
-                        k: after[k] for k in ("done", "left", "seconds_from_worker_start", "finished")
+                        k: after[k]
+                        for k in ("done", "left", "seconds_from_worker_start", "finished")
                     },
                     "statuses": after["statuses"],
                 }
@@ -705,13 +724,16 @@ async def run(plan: Plan) -> dict[str, Any]:
     for name in ("webform", "twilio"):
         v = results[name]["per_s"]
         rows.append(
-            (f"{name} deliveries accepted/s", f"{v:,.0f}", f"≥ {TARGETS['accept_per_s']:,}", v >= 2000)
+            (
+                f"{name} deliveries accepted/s",
+                f"{v:,.0f}",
+                f"≥ {TARGETS['accept_per_s']:,}",
+                v >= 2000,
+            )
         )
     for name in ("webform", "twilio"):
         v = results[f"{name}_at_rate"]["p99_ms"]
-        rows.append(
-            (f"{name} p99 at {plan.rate:,}/s offered", f"{v:,.1f} ms", "≤ 25 ms", v <= 25)
-        )
+        rows.append((f"{name} p99 at {plan.rate:,}/s offered", f"{v:,.1f} ms", "≤ 25 ms", v <= 25))
     for name in ("webform", "twilio"):
         v = results[name]["per_s"] / ceiling
         results[f"{name}_over_ceiling"] = v
