@@ -106,13 +106,22 @@ async def session_factory(engine_urls: EngineUrls) -> AsyncIterator[Sessions]:
 
 @pytest.fixture
 async def sessions(session_factory: Sessions, engine_urls: EngineUrls) -> AsyncIterator[Sessions]:
-    """The session factory; the test leaves empty tables and an empty Redis db behind."""
+    """The session factory on empty tables and an empty Redis db.
+
+    Emptied before the test as well as after it, so a test whose teardown failed (a browser
+    test that timed out, say) cannot leave rows behind for every test after it.
+    """
+    await _empty_engines(session_factory, engine_urls)
     yield session_factory
+    await _empty_engines(session_factory, engine_urls)
+
+
+async def _empty_engines(session_factory: Sessions, engine_urls: EngineUrls) -> None:
+    from redis.asyncio import Redis
+
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name not in KEEP_TABLES)
     async with session_factory() as session, session.begin():
         await session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    from redis.asyncio import Redis
-
     redis = Redis.from_url(engine_urls.redis_url)
     await redis.flushdb()
     await redis.aclose()
