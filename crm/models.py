@@ -15,12 +15,13 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.base import Base, Json, JsonList, Timestamped
 
 ROLES = ("admin", "manager", "agent")
-IDENTITY_KINDS = ("email", "phone", "telegram", "whatsapp", "web")
+IDENTITY_KINDS = ("email", "phone", "telegram", "whatsapp", "web", "domain")
 ACTIVITY_KINDS = ("call", "email", "message", "form", "note", "meeting")
 TASK_STATUSES = ("open", "done", "cancelled")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -120,6 +121,7 @@ class Relation(Timestamped, Base):
 
     name: Mapped[str] = mapped_column(String(300))
     normalized_name: Mapped[str] = mapped_column(String(300), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     status: Mapped[str] = mapped_column(
         ForeignKey("relation_statuses.code", onupdate="CASCADE"), default="prospect"
     )
@@ -164,6 +166,7 @@ class Contact(Timestamped, Base):
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(150))
     full_name: Mapped[str] = mapped_column(String(300))
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     job_title: Mapped[str | None] = mapped_column(String(150))
     city: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str | None] = mapped_column(String(5))
@@ -204,6 +207,11 @@ class Identity(Timestamped, Base):
 
     kind: Mapped[str] = mapped_column(String(20))
     value: Mapped[str] = mapped_column(String(320))  # normalised: lowercased e-mail, E.164 phone
+    # Secondary match key: an e-mail without the provider's plus tag (and dots at gmail.com);
+    # equal to value for every other kind. Matching looks it up; value stays as written.
+    key: Mapped[str | None] = mapped_column(String(320), index=True)
+    # A shared mailbox (info@, sales@): it never links a message to one person by itself.
+    shared: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     raw: Mapped[str | None] = mapped_column(String(320))
     label: Mapped[str | None] = mapped_column(String(40))  # work, mobile, shared mailbox...
     contact_id: Mapped[int | None] = mapped_column(
@@ -305,3 +313,119 @@ class Task(Timestamped, Base):
     activity_id: Mapped[int | None] = mapped_column(
         ForeignKey("activities.id", ondelete="SET NULL")
     )
+
+
+class SearchDocument(Base):
+    """One searchable record (relation, contact, project, lead, conversation) with the text of
+    its own fields and of its linked records; kept current by triggers (migration 0008)."""
+
+    __tablename__ = "search_documents"
+    __table_args__ = (
+        Index("ix_search_documents_doc", "doc", postgresql_using="gin"),
+        Index(
+            "ix_search_documents_names_trgm",
+            "names",
+            postgresql_using="gin",
+            postgresql_ops={"names": "gin_trgm_ops"},
+        ),
+    )
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    record_id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(500), default="")
+    subtitle: Mapped[str] = mapped_column(String(500), default="")
+    # {"name": "Jan Visser", "relation": "Hamerslag B.V.", "project": "Nieuwbouw Almere", ...}
+    fields: Mapped[Json] = mapped_column(default=dict)
+    doc: Mapped[str] = mapped_column(TSVECTOR)
+    names: Mapped[str] = mapped_column(Text, default="")  # folded names: the typo fallback
+    relation_id: Mapped[int | None]
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    confidential: Mapped[bool] = mapped_column(default=False)
+
+
+class SearchWord(Base):
+    """Every word in the search documents, for the one-typo-per-word fallback."""
+
+    __tablename__ = "search_words"
+    __table_args__ = (
+        Index(
+            "ix_search_words_word_trgm",
+            "word",
+            postgresql_using="gin",
+            postgresql_ops={"word": "gin_trgm_ops"},
+        ),
+    )
+
+    word: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+REVIEW_STATUSES = ("open", "confirmed", "rejected")
+
+
+class MatchReview(Timestamped, Base):
+    """A sender the matcher could not link with confidence: candidates for a person to confirm."""
+
+    __tablename__ = "match_reviews"
+    __table_args__ = (
+        one_of("status", REVIEW_STATUSES),
+        Index("ix_match_reviews_open", "created_at", postgresql_where=text("status = 'open'")),
+    )
+
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    # The sender as the message gave it: {"email": ..., "phone": ..., "name": ..., ...}
+    sender: Mapped[Json] = mapped_column(default=dict)
+    # [{"contact_id": 1, "relation_id": 2, "score": 0.91, "reasons": {...}}, ...] best first
+    candidates: Mapped[JsonList] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None]
+
+
+DUPLICATE_KINDS = ("relation", "contact", "lead")
+
+
+class DuplicateCandidate(Timestamped, Base):
+    """Two records that are likely the same, found by the periodic duplicate job."""
+
+    __tablename__ = "duplicate_candidates"
+    __table_args__ = (
+        UniqueConstraint("kind", "record_id", "other_id"),
+        one_of("kind", DUPLICATE_KINDS),
+        CheckConstraint("record_id < other_id", name="ordered_pair"),
+        Index(
+            "ix_duplicate_candidates_open",
+            "kind",
+            "cluster",
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    kind: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int]
+    other_id: Mapped[int]
+    cluster: Mapped[int]  # the smallest record id of the connected cluster
+    score: Mapped[float]
+    reasons: Mapped[Json] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open, merged, dismissed
+
+
+class Merge(Timestamped, Base):
+    """One merge of a record into another: what moved, so that it can be undone."""
+
+    __tablename__ = "merges"
+    __table_args__ = (one_of("kind", DUPLICATE_KINDS),)
+
+    kind: Mapped[str] = mapped_column(String(20))
+    source_id: Mapped[int]  # the record merged away (kept in snapshot)
+    target_id: Mapped[int] = mapped_column(index=True)
+    snapshot: Mapped[Json] = mapped_column(default=dict)  # the source row as it was
+    # {"identities": [ids], "conversations": [ids], "activities": [...], "tasks": [...], ...}
+    moved: Mapped[Json] = mapped_column(default=dict)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    undone_at: Mapped[datetime | None]
