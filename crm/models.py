@@ -429,3 +429,22 @@ class Merge(Timestamped, Base):
     moved: Mapped[Json] = mapped_column(default=dict)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     undone_at: Mapped[datetime | None]
+
+
+class CannedReply(Timestamped, Base):
+    """A saved answer for the composer: the user's own, a team's, or everyone's (both empty)."""
+
+    __tablename__ = "canned_replies"
+    __table_args__ = (CheckConstraint("num_nonnulls(owner_id, team_id) <= 1", name="one_scope"),)
+
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    shortcut: Mapped[str | None] = mapped_column(String(40))  # typed as /shortcut in the composer
+    language: Mapped[str | None] = mapped_column(String(5))
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -19,6 +19,49 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "canned_replies",
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("shortcut", sa.String(length=40), nullable=True),
+        sa.Column("language", sa.String(length=5), nullable=True),
+        sa.Column("owner_id", sa.BigInteger(), nullable=True),
+        sa.Column("team_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_by", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "num_nonnulls(owner_id, team_id) <= 1", name=op.f("ck_canned_replies_one_scope")
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["users.id"],
+            name=op.f("fk_canned_replies_created_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_id"],
+            ["users.id"],
+            name=op.f("fk_canned_replies_owner_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"],
+            ["teams.id"],
+            name=op.f("fk_canned_replies_team_id_teams"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_canned_replies")),
+    )
+    op.create_index(
+        op.f("ix_canned_replies_owner_id"), "canned_replies", ["owner_id"], unique=False
+    )
+    op.create_index(op.f("ix_canned_replies_team_id"), "canned_replies", ["team_id"], unique=False)
+    op.create_table(
         "duplicate_candidates",
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("record_id", sa.BigInteger(), nullable=False),
@@ -199,6 +242,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("canned_replies")
     op.drop_constraint(op.f("uq_relations_external_id"), "relations", type_="unique")
     op.drop_column("relations", "external_id")
     op.drop_index(op.f("ix_identities_key"), table_name="identities")
