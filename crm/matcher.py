@@ -1,16 +1,37 @@
-"""Who a sender is: exact identity matching (e-mail, E.164 phone, messenger id)."""
+"""Who a sender is.
+
+Two layers. Exact identity (an e-mail address, an E.164 number, a messenger id owned by one
+record) is what the pipeline looks up first, for every message. When that finds no person, the
+staged matcher takes over (`match_sender`):
+
+1. exact identity, also on the provider-aware e-mail key (jan.visser+offerte@gmail.com is
+   janvisser@gmail.com); a shared mailbox (info@, sales@) only says which relation it is;
+2. company domain: a non-free-mail domain owned by a relation names the company;
+3. candidates from PostgreSQL through indexes (the search documents' tsvector on the surname,
+   the relation's contacts, trigram-close words for a typo), never a scan in Python;
+4. rapidfuzz scores per field, summed as log-odds evidence into one score between 0 and 1.
+
+The decision: link above the link threshold when no rival is close, review in between (the
+candidates are kept for a person to confirm), otherwise unknown (the caller makes a lead).
+Every decision carries its reasons per field, stored on the message for the inbox to show.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
-from sqlalchemy import select, tuple_
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+from sqlalchemy import ColumnElement, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.models import Contact, Identity
+from crm.models import Contact, Identity, Relation
 
 
 @dataclass(frozen=True)
@@ -58,8 +79,16 @@ def identity_keys(
     return list(unique.values())
 
 
+def secondary_key(kind: str, value: str) -> str:
+    """What an identity is looked up by besides its value: the provider-aware e-mail key."""
+    return normalizers.email_key(value) if kind == "email" else value
+
+
 async def match_exact(session: AsyncSession, keys: Sequence[Key]) -> Match:
-    """The best owner of any of the keys: a contact beats a relation beats a lead."""
+    """The best owner of any of the keys: a contact beats a relation beats a lead.
+
+    A shared mailbox (info@, sales@) names its relation, never one person.
+    """
     if not keys:
         return Match()
     rows = (
@@ -68,6 +97,7 @@ async def match_exact(session: AsyncSession, keys: Sequence[Key]) -> Match:
                 Identity.id,
                 Identity.kind,
                 Identity.value,
+                Identity.shared,
                 Identity.contact_id,
                 Identity.relation_id,
                 Identity.lead_id,
@@ -81,13 +111,16 @@ async def match_exact(session: AsyncSession, keys: Sequence[Key]) -> Match:
         return Match()
     order = {(k.kind, k.value): i for i, k in enumerate(keys)}
 
+    def person(r: Any) -> int | None:
+        return None if r.shared else r.contact_id
+
     best = min(
         rows,
-        key=lambda r: (0 if r.contact_id else 1 if r.relation_id else 2, order[(r.kind, r.value)]),
+        key=lambda r: (0 if person(r) else 1 if r.relation_id else 2, order[(r.kind, r.value)]),
     )
     return Match(
         identity_id=best.id,
-        contact_id=best.contact_id,
+        contact_id=person(best),
         relation_id=best.relation_id or best.contact_relation_id,
         lead_id=best.lead_id,
     )
@@ -111,6 +144,8 @@ async def add_identities(
                 {
                     "kind": k.kind,
                     "value": k.value,
+                    "key": secondary_key(k.kind, k.value),
+                    "shared": k.kind == "email" and normalizers.is_shared_mailbox(k.value),
                     "raw": k.raw,
                     "contact_id": contact_id,
                     "relation_id": relation_id,
@@ -121,3 +156,503 @@ async def add_identities(
         )
         .on_conflict_do_nothing(index_elements=["kind", "value"])
     )
+
+
+# --- the staged matcher ------------------------------------------------------------------------
+
+Verdict = Literal["linked", "review", "unknown"]
+
+
+@dataclass
+class Sender:
+    """A sender as a message, a form or a file gives it; any field may be missing."""
+
+    email: str | None = None
+    phone: str | None = None
+    telegram_id: str | None = None
+    name: str | None = None
+    company: str | None = None
+    city: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sender:
+        def text_of(name: str) -> str | None:
+            value = data.get(name)
+            return str(value) if value not in (None, "") else None
+
+        known = {"email", "phone", "telegram_id", "name", "company", "city"}
+        return cls(
+            **{k: text_of(k) for k in known},
+            fields={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@dataclass
+class Candidate:
+    contact_id: int | None
+    relation_id: int | None
+    score: float
+    reasons: dict[str, str]
+    external_id: str | None = None
+    name: str | None = None
+    relation: str | None = None
+
+
+@dataclass
+class Decision:
+    decision: Verdict
+    score: float = 0.0
+    contact_id: int | None = None
+    relation_id: int | None = None
+    lead_id: int | None = None
+    external_id: str | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def as_meta(self) -> dict[str, Any]:
+        """What the message keeps (meta["match"]) so the inbox can explain and suggest."""
+        out = asdict(self)
+        out["score"] = round(self.score, 4)
+        for c in out["candidates"]:
+            c["score"] = round(c["score"], 4)
+        return out
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    link: float = 0.97  # at or above: linked automatically
+    review: float = 0.50  # at or above (and below link): a person confirms
+    margin: float = 0.10  # a rival this close to the best sends it to review instead
+    region: str = "NL"
+    limit: int = 60  # candidates scored per sender
+
+
+DEFAULT = MatchConfig()
+_LOCAL_SPLIT = re.compile(r"[._\-+]+")
+
+
+@dataclass
+class _Facts:
+    """The sender, normalised once."""
+
+    email: str | None
+    email_key: str | None
+    domain: str | None
+    company_domain: str | None
+    shared: bool
+    phone: str | None
+    person: normalizers.PersonName | None
+    company: str
+    city: str
+
+
+def _facts(sender: Sender, region: str) -> _Facts:
+    address = normalizers.email(sender.email) if sender.email else None
+    domain = normalizers.email_domain(address) if address else None
+    shared = bool(address and normalizers.is_shared_mailbox(address))
+    name = (sender.name or "").strip()
+    if not name and address and not shared:
+        local = address.split("@", 1)[0].split("+", 1)[0]
+        parts = [p for p in _LOCAL_SPLIT.split(local) if p and not p.isdigit()]
+        name = " ".join(parts) if len(parts) >= 2 else ""
+    person = normalizers.person_name(name) if name else None
+    if person is not None and not person.surname:
+        person = None
+    return _Facts(
+        email=address,
+        email_key=normalizers.email_key(address) if address else None,
+        domain=domain,
+        company_domain=domain if domain and not normalizers.is_free_mail(domain) else None,
+        shared=shared,
+        phone=normalizers.phone(sender.phone, region) if sender.phone else None,
+        person=person,
+        company=normalizers.company(sender.company) if sender.company else "",
+        city=normalizers.fold(sender.city) if sender.city else "",
+    )
+
+
+@dataclass
+class _Record:
+    """A candidate contact with what scoring needs."""
+
+    contact_id: int
+    relation_id: int | None
+    first_name: str
+    last_name: str
+    full_name: str
+    city: str
+    relation: str
+    relation_city: str
+    external_id: str | None
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+
+
+async def match_sender(
+    session: AsyncSession, sender: Sender, *, config: MatchConfig | None = None
+) -> Decision:
+    """The best contact and relation for a sender, with a score and the reasons per field."""
+    cfg = config or DEFAULT
+    facts = _facts(sender, cfg.region)
+    keys = identity_keys(
+        [facts.email] if facts.email else [],
+        [facts.phone] if facts.phone else [],
+        sender.telegram_id,
+        region=cfg.region,
+    )
+    exact = await _exact_owner(session, keys, facts)
+    if exact is not None:
+        return exact
+
+    relation_ids = await _domain_relations(session, facts)
+    shared_relation = await _shared_mailbox_relation(session, facts)
+    if shared_relation is not None:
+        relation_ids = [shared_relation, *[r for r in relation_ids if r != shared_relation]]
+    ids = await _candidate_ids(session, facts, relation_ids, cfg.limit)
+    records = await _load(session, ids)
+    scored = [_score(facts, r, relation_ids) for r in records]
+    scored.sort(key=lambda c: -c.score)
+    if not scored:
+        return _relation_only(relation_ids, facts)
+    return _decide(scored, cfg, relation_ids, facts)
+
+
+async def _exact_owner(session: AsyncSession, keys: list[Key], facts: _Facts) -> Decision | None:
+    """Stage 1: an identity (value or provider-aware key) owned by one contact."""
+    conditions: list[ColumnElement[bool]] = [
+        tuple_(Identity.kind, Identity.value).in_([(k.kind, k.value) for k in keys])
+    ]
+    if facts.email_key:
+        conditions.append((Identity.kind == "email") & (Identity.key == facts.email_key))
+    if not keys and not facts.email_key:
+        return None
+    rows = (
+        await session.execute(
+            select(
+                Identity.kind,
+                Identity.value,
+                Identity.shared,
+                Identity.contact_id,
+                Identity.relation_id,
+                Identity.lead_id,
+                Contact.relation_id.label("contact_relation_id"),
+                Contact.external_id,
+            )
+            .outerjoin(Contact, Contact.id == Identity.contact_id)
+            .where(or_(*conditions))
+        )
+    ).all()
+    for row in sorted(rows, key=lambda r: ("email", "phone", "telegram").index(r.kind)):
+        if not row.contact_id or row.shared or (facts.shared and row.kind == "email"):
+            continue
+        how = "exact" if row.value in {k.value for k in keys} else "same address (provider key)"
+        return Decision(
+            "linked",
+            1.0 if how == "exact" else 0.99,
+            contact_id=row.contact_id,
+            relation_id=row.contact_relation_id,
+            external_id=row.external_id,
+            reasons={row.kind: how},
+        )
+    for row in rows:
+        if row.lead_id:
+            return Decision("unknown", 0.0, lead_id=row.lead_id, reasons={row.kind: "a lead's"})
+    return None
+
+
+async def _domain_relations(session: AsyncSession, facts: _Facts) -> list[int]:
+    """Stage 2: the relations whose company domain the sender writes from."""
+    if not facts.company_domain:
+        return []
+    rows = await session.scalars(
+        select(Identity.relation_id).where(
+            Identity.kind == "domain",
+            Identity.value == facts.company_domain,
+            Identity.relation_id.is_not(None),
+        )
+    )
+    return [r for r in rows if r is not None]
+
+
+async def _shared_mailbox_relation(session: AsyncSession, facts: _Facts) -> int | None:
+    """A shared mailbox someone registered (on a relation or one of its contacts)."""
+    if not facts.email or not facts.shared:
+        return None
+    row = (
+        await session.execute(
+            select(Identity.relation_id, Contact.relation_id.label("contact_relation_id"))
+            .outerjoin(Contact, Contact.id == Identity.contact_id)
+            .where(Identity.kind == "email", Identity.value == facts.email)
+        )
+    ).first()
+    return (row.relation_id or row.contact_relation_id) if row else None
+
+
+_CANDIDATES = text(
+    """SELECT record_id FROM search_documents
+       WHERE kind = 'contact' AND doc @@ to_tsquery('simple', :query)
+       LIMIT :limit"""
+)
+_CLOSE_WORDS = text(
+    """SELECT word FROM search_words
+       WHERE word % :word AND length(word) BETWEEN :shortest AND :longest
+       ORDER BY similarity(word, :word) DESC LIMIT 8"""
+)
+
+
+def _lexemes(value: str) -> list[str]:
+    """Words safe to put in a tsquery: folded letters and digits only."""
+    return [w for w in normalizers.fold(value).split() if w.isalnum()]
+
+
+async def _candidate_ids(
+    session: AsyncSession, facts: _Facts, relation_ids: list[int], limit: int
+) -> list[int]:
+    """Stage 3: candidate contacts, found through indexes only."""
+    found: dict[int, None] = {}
+    if relation_ids:
+        rows = await session.scalars(
+            select(Contact.id).where(Contact.relation_id.in_(relation_ids)).limit(limit)
+        )
+        found.update(dict.fromkeys(rows))
+    person = facts.person
+    if person is not None:
+        surname = _lexemes(person.surname)
+        if surname:
+            # The longest word of the surname ('vries' of 'de vries-jansen') must be there;
+            # a given name, an initial, the company or the city narrows a common one.
+            anchor = max(surname, key=len)
+            narrow = [f"{g}:*" for g in person.given[:2] if g.isalnum()]
+            narrow += [f"{i}:*" for i in person.initials[:1] if i.isalnum()]
+            narrow += [f"{w}:*" for w in _lexemes(facts.company)[:3]]
+            narrow += _lexemes(facts.city)[:2]
+            query = anchor if not narrow else f"{anchor} & ({' | '.join(narrow)})"
+            ids = await _search(session, query, limit)
+            if not ids and len(anchor) >= 4:
+                # A typo in the surname: the index's words within one edit of it.
+                close = (
+                    await session.scalars(
+                        _CLOSE_WORDS,
+                        {"word": anchor, "shortest": len(anchor) - 1, "longest": len(anchor) + 1},
+                    )
+                ).all()
+                alternatives = [w for w in close if Levenshtein.distance(w, anchor) <= 1]
+                alternatives = [w for w in alternatives if w.isalnum()]
+                if alternatives:
+                    head = "(" + " | ".join(alternatives) + ")"
+                    query = head if not narrow else f"{head} & ({' | '.join(narrow)})"
+                    ids = await _search(session, query, limit)
+            found.update(dict.fromkeys(ids))
+    return list(found)[: limit * 2]
+
+
+async def _search(session: AsyncSession, query: str, limit: int) -> list[int]:
+    return list(await session.scalars(_CANDIDATES, {"query": query, "limit": limit}))
+
+
+async def _load(session: AsyncSession, ids: list[int]) -> list[_Record]:
+    """The candidates with their relation and identities: two queries for all of them."""
+    if not ids:
+        return []
+    rows = (
+        await session.execute(
+            select(
+                Contact.id,
+                Contact.relation_id,
+                Contact.first_name,
+                Contact.last_name,
+                Contact.full_name,
+                Contact.city,
+                Contact.external_id,
+                Relation.name.label("relation"),
+                Relation.addresses,
+            )
+            .outerjoin(Relation, Relation.id == Contact.relation_id)
+            .where(Contact.id.in_(ids))
+        )
+    ).all()
+    records = {
+        r.id: _Record(
+            contact_id=r.id,
+            relation_id=r.relation_id,
+            first_name=r.first_name or "",
+            last_name=r.last_name or "",
+            full_name=r.full_name or "",
+            city=normalizers.fold(r.city or ""),
+            relation=r.relation or "",
+            relation_city=normalizers.fold(_first_city(r.addresses)),
+            external_id=r.external_id,
+        )
+        for r in rows
+    }
+    relation_ids = {r.relation_id for r in records.values() if r.relation_id}
+    identities = (
+        await session.execute(
+            select(Identity.kind, Identity.value, Identity.contact_id, Identity.relation_id).where(
+                or_(
+                    Identity.contact_id.in_(list(records)),
+                    (Identity.relation_id.in_(list(relation_ids))) & (Identity.kind == "domain"),
+                )
+            )
+        )
+    ).all()
+    domains: dict[int, list[str]] = {}
+    for i in identities:
+        if i.kind == "domain" and i.relation_id:
+            domains.setdefault(i.relation_id, []).append(i.value)
+        elif i.contact_id in records:
+            rec = records[i.contact_id]
+            (rec.emails if i.kind == "email" else rec.phones).append(i.value)
+    for rec in records.values():
+        rec.domains = domains.get(rec.relation_id or 0, [])
+        rec.domains += [e.split("@", 1)[1] for e in rec.emails if "@" in e]
+    return [records[i] for i in ids if i in records]
+
+
+def _first_city(addresses: Any) -> str:
+    if isinstance(addresses, list) and addresses and isinstance(addresses[0], dict):
+        return str(addresses[0].get("city") or "")
+    return ""
+
+
+# Evidence weights (log-odds): agreement adds, disagreement subtracts. The prior says a random
+# candidate is unlikely to be the sender; the logistic turns the sum into a score in 0..1.
+PRIOR = -6.0
+
+
+def _score(facts: _Facts, rec: _Record, relation_ids: list[int]) -> Candidate:
+    weight = PRIOR
+    reasons: dict[str, str] = {}
+
+    def note(name: str, points: float, why: str) -> None:
+        nonlocal weight
+        weight += points
+        reasons[name] = why
+
+    person = facts.person
+    if person is not None:
+        theirs = normalizers.person_name(
+            f"{rec.first_name} {rec.last_name}".strip() or rec.full_name
+        )
+        _score_name(person, theirs, note)
+    if facts.company or rec.relation:
+        _score_company(facts, rec, relation_ids, note)
+    if facts.city:
+        cities = {rec.city, rec.relation_city} - {""}
+        if facts.city in cities:
+            note("city", 1.0, f"{facts.city} matches")
+        elif cities:
+            note("city", -0.5, f"{facts.city} ≠ {', '.join(sorted(cities))}")
+    if facts.email and rec.emails and not facts.shared:  # a shared mailbox is nobody's own
+        if facts.email_key and facts.email_key in {normalizers.email_key(e) for e in rec.emails}:
+            note("email", 8.0, "same address")
+        elif facts.domain and facts.domain in {e.split("@", 1)[1] for e in rec.emails}:
+            if facts.company_domain:
+                note("email", 0.0, f"another address at {facts.domain}")
+        else:
+            note("email", -0.5, "a new address")
+    if facts.phone and rec.phones:
+        if facts.phone in rec.phones:
+            note("phone", 6.0, "same number")
+        else:
+            note("phone", -1.0, "another number")
+    score = 1.0 / (1.0 + math.exp(-weight))
+    return Candidate(
+        contact_id=rec.contact_id,
+        relation_id=rec.relation_id,
+        score=score,
+        reasons=reasons,
+        external_id=rec.external_id,
+        name=rec.full_name,
+        relation=rec.relation or None,
+    )
+
+
+def _score_name(mine: normalizers.PersonName, theirs: normalizers.PersonName, note: Any) -> None:
+    """Surname, then given names or initials."""
+    my_surname = f"{mine.particles} {mine.surname}".strip()
+    their_surname = f"{theirs.particles} {theirs.surname}".strip()
+    exact = mine.surname == theirs.surname or my_surname == their_surname
+    similarity = fuzz.ratio(mine.surname, theirs.surname)
+    if exact:
+        note("surname", 4.0, f"{theirs.surname} matches")
+    elif similarity >= 85:
+        note("surname", 2.5, f"{mine.surname} ≈ {theirs.surname} ({similarity:.0f})")
+    elif {mine.surname} & set(their_surname.split()) or {theirs.surname} & set(my_surname.split()):
+        note("surname", 2.0, f"{mine.surname} is part of {their_surname}")
+    else:
+        note("surname", -5.0, f"{mine.surname} ≠ {theirs.surname}")
+        return
+    if mine.given and theirs.given:
+        a, b = mine.given[0], theirs.given[0]
+        if a == b:
+            note("given", 3.0, f"{a} matches")
+        elif fuzz.ratio(a, b) >= 80 or a.startswith(b) or b.startswith(a):
+            note("given", 1.5, f"{a} ≈ {b}")
+        else:
+            note("given", -4.0, f"{a} ≠ {b}")
+    elif mine.initials and theirs.initials:
+        if mine.initials[0] == theirs.initials[0]:
+            note("given", 1.5, f"initial {mine.initials[0]} matches")
+        else:
+            note("given", -4.0, f"initial {mine.initials[0]} ≠ {theirs.initials[0]}")
+
+
+def _score_company(facts: _Facts, rec: _Record, relation_ids: list[int], note: Any) -> None:
+    if rec.relation_id is not None and rec.relation_id in relation_ids and facts.company_domain:
+        note("domain", 3.0, f"{facts.company_domain} is the relation's domain")
+    elif facts.shared and rec.relation_id in relation_ids:
+        note("mailbox", 2.0, f"{facts.email} is the relation's shared mailbox")
+    if facts.company and rec.relation:
+        theirs = normalizers.company(rec.relation)
+        similarity = fuzz.token_set_ratio(facts.company, theirs)
+        if similarity >= 95:
+            note("company", 3.0, f"{rec.relation} matches")
+        elif similarity >= 85 or _prefix(facts.company, theirs):
+            note("company", 2.0, f"{facts.company} ≈ {theirs} ({similarity:.0f})")
+        elif similarity < 60:
+            note("company", -2.5, f"{facts.company} ≠ {theirs}")
+
+
+def _prefix(a: str, b: str) -> bool:
+    """'hamerslag' for 'hamerslag bouw': one name starts the other at a word boundary."""
+    return (
+        len(a) >= 4
+        and len(b) >= 4
+        and ((b + " ").startswith(a + " ") or (a + " ").startswith(b + " "))
+    )
+
+
+def _decide(
+    scored: list[Candidate], cfg: MatchConfig, relation_ids: list[int], facts: _Facts
+) -> Decision:
+    best = scored[0]
+    rival = scored[1].score if len(scored) > 1 else 0.0
+    top = [c for c in scored if c.score >= cfg.review][:5]
+    if best.score >= cfg.link and best.score - rival >= cfg.margin:
+        verdict: Verdict = "linked"
+    elif best.score >= cfg.review:
+        verdict = "review"
+    else:
+        relation_only = _relation_only(relation_ids, facts)
+        relation_only.candidates = scored[:3] if scored[0].score >= 0.2 else []
+        return relation_only
+    return Decision(
+        verdict,
+        best.score,
+        contact_id=best.contact_id if verdict == "linked" else None,
+        relation_id=best.relation_id if verdict == "linked" else None,
+        external_id=best.external_id if verdict == "linked" else None,
+        reasons=best.reasons,
+        candidates=top,
+    )
+
+
+def _relation_only(relation_ids: list[int], facts: _Facts) -> Decision:
+    """No person found: a single company domain or shared mailbox still names the relation."""
+    if len(relation_ids) == 1:
+        why = "the relation's shared mailbox" if facts.shared else "the relation's domain"
+        return Decision("unknown", 0.0, relation_id=relation_ids[0], reasons={"domain": why})
+    return Decision("unknown", 0.0)

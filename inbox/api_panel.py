@@ -37,8 +37,8 @@ from inbox.access import visible_conversations
 from inbox.api import API, ApiError, ApiRequest, not_found
 from inbox.api_inbox import list_conversations, load_conversation
 from inbox.auth import Principal
-from inbox.history import record
 from inbox.journal import delivery_from
+from inbox.linking import link_conversation
 from inbox.models import Channel, Conversation, Event, Message
 from inbox.schemas import ConversationOut, ConversationQuery
 from inbox.state import ARQ
@@ -887,32 +887,7 @@ async def link_contact(req: ApiRequest) -> ConversationOut:
         contact = await session.get(Contact, body.contact_id)
         if contact is None:
             raise ApiError(422, "invalid", "no such contact")
-        before = {
-            "contact_id": conversation.contact_id,
-            "relation_id": conversation.relation_id,
-            "lead_id": conversation.lead_id,
-        }
-        moved = {"contact_id": contact.id, "relation_id": contact.relation_id}
-        lead = (
-            await session.get(Lead, conversation.lead_id, with_for_update=True)
-            if conversation.lead_id
-            else None
-        )
-        if lead is not None and lead.status != "converted":
-            # The lead was this contact all along: its addresses and history move over.
-            await session.execute(
-                update(Identity)
-                .where(Identity.lead_id == lead.id)
-                .values(lead_id=None, contact_id=contact.id)
-            )
-            for model in (Conversation, Activity, Task):
-                await session.execute(update(model).where(model.lead_id == lead.id).values(**moved))
-            lead.status, lead.converted_contact_id = "converted", contact.id
-        await session.execute(
-            update(Activity).where(Activity.conversation_id == conversation.id).values(**moved)
-        )
-        conversation.contact_id, conversation.relation_id = contact.id, contact.relation_id
-        record(session, conversation.id, "link", req.principal.user_id, before=before, after=moved)
+        await link_conversation(session, conversation, contact, req.principal.user_id)
         kinds = await channel_kinds(session)
     await realtime.publish(req.request.app[ARQ], "conversation.linked", conversation)
     out = ConversationOut.model_validate(conversation)

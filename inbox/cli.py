@@ -427,5 +427,52 @@ def search_command(query: str | None, queries_file: Any, limit: int, as_json: bo
                 )
 
 
+@main.command("match")
+@data_dir_option
+@click.option(
+    "--file",
+    "senders_file",
+    type=click.File("r"),
+    required=True,
+    help="JSON lines: one sender per line with any of email, phone, telegram_id, name, company, city.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON decision per line.")
+def match_command(senders_file: Any, as_json: bool) -> None:
+    """Match senders to contacts: linked, review or unknown, with the score and the reasons."""
+    from crm.matcher import Sender, match_sender
+
+    s = settings()
+    config = s.match_config()
+
+    async def go(url: str) -> None:
+        async with session_factory(url) as sessions, sessions() as session:
+            for number, line in enumerate(senders_file, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                    if not isinstance(data, dict):
+                        raise ValueError("a line is one JSON object")
+                except ValueError as exc:
+                    out: dict[str, Any] = {"line": number, "error": f"not a sender: {exc}"}
+                else:
+                    decision = await match_sender(session, Sender.from_dict(data), config=config)
+                    await session.rollback()  # read-only: no transaction stays open between lines
+                    out = {"line": number} | decision.as_meta()
+                if as_json:
+                    click.echo(json.dumps(out, ensure_ascii=False))
+                elif "error" in out:
+                    click.echo(f"{number}: {out['error']}")
+                else:
+                    who = out["contact_id"] or out["relation_id"] or "-"
+                    click.echo(
+                        f"{number}: {out['decision']:8} {who}  {out['score']:.3f}  "
+                        + ", ".join(f"{k}: {v}" for k, v in out["reasons"].items())
+                    )
+
+    with migrated(s) as urls:
+        run(go(urls.database_url))
+
+
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@ a lead for an unknown sender and a task for a manager, all in the caller's trans
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,8 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels import adapter_for
 from channels.base import AdapterError, InboundMessage
 from crm import normalizers
-from crm.matcher import Match, add_identities, identity_keys, match_exact
-from crm.models import Activity, Lead, Task
+from crm.matcher import DEFAULT as MATCH_DEFAULT
+from crm.matcher import (
+    Decision,
+    Match,
+    MatchConfig,
+    Sender,
+    add_identities,
+    identity_keys,
+    match_exact,
+    match_sender,
+)
+from crm.models import Activity, Lead, MatchReview, Task
 from inbox import bot, routing, sla
 from inbox.attachments import FileStore
 from inbox.journal import delivery_from
@@ -35,6 +45,7 @@ class Policy:
     task_due: timedelta = timedelta(hours=4)
     callback_due: timedelta = timedelta(hours=1)
     files: FileStore | None = None  # where attachment bytes go; None keeps metadata only
+    match: MatchConfig = MATCH_DEFAULT  # thresholds of the staged matcher
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,20 @@ async def store(
         msg.sender.emails, msg.sender.phones, msg.sender.telegram_id, region=policy.region
     )
     match = await match_exact(session, keys)
+    decision: Decision | None = None
+    if match.contact_id is None and match.lead_id is None and not msg.automated:
+        # No person owns these addresses: the staged matcher looks for one by name, company,
+        # domain and city; linked above the threshold, candidates kept for review below it.
+        decision = await match_sender(session, sender_of(msg), config=policy.match)
+        if decision.decision == "linked" and decision.contact_id is not None:
+            match = Match(contact_id=decision.contact_id, relation_id=decision.relation_id)
+            await add_identities(session, keys, contact_id=decision.contact_id)
+            match = await match_exact(session, keys) if keys else match
+            match = Match(match.identity_id, decision.contact_id, decision.relation_id)
+        elif decision.lead_id is not None:
+            match = Match(lead_id=decision.lead_id)
+        elif decision.relation_id is not None and match.relation_id is None:
+            match = Match(match.identity_id, relation_id=decision.relation_id)
     lead_id = match.lead_id
     if not match.known and lead_id is None and not msg.automated:
         lead_id = await create_lead(session, channel, msg)
@@ -185,11 +210,20 @@ async def store(
         html=msg.html,
         sender_identity_id=match.identity_id,
         sender_name=msg.sender.name[:300] if msg.sender.name else None,
-        meta=message_meta(msg),
+        meta=message_meta(msg) | match_meta(decision),
         sent_at=msg.occurred_at,
     )
     session.add(message)
     await session.flush()
+    if decision is not None and decision.decision == "review":
+        session.add(
+            MatchReview(
+                message_id=message.id,
+                conversation_id=conversation.id,
+                sender=asdict(sender_of(msg)),
+                candidates=decision.as_meta()["candidates"],
+            )
+        )
     await store_attachments(session, message.id, msg, policy.files)
     activity = Activity(
         **{
@@ -287,6 +321,28 @@ async def create_lead(session: AsyncSession, channel: Channel, msg: InboundMessa
     session.add(lead)
     await session.flush()
     return lead.id
+
+
+def match_meta(decision: Decision | None) -> dict[str, Any]:
+    """The matcher's verdict and reasons, kept on the message whenever it had something to say."""
+    if decision is None:
+        return {}
+    if decision.decision == "unknown" and not decision.candidates and not decision.relation_id:
+        return {}
+    return {"match": decision.as_meta()}
+
+
+def sender_of(msg: InboundMessage) -> Sender:
+    """What the matcher gets to go on: the channel's sender plus the form's own fields."""
+    s = msg.sender
+    return Sender(
+        email=s.emails[0] if s.emails else None,
+        phone=s.phones[0] if s.phones else None,
+        telegram_id=s.telegram_id,
+        name=s.name,
+        company=s.company,
+        city=s.city,
+    )
 
 
 def thread_key(msg: InboundMessage, region: str) -> str | None:

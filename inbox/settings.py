@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crm.matcher import MatchConfig
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -26,6 +28,10 @@ class Settings(BaseSettings):
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
     default_region: str = "NL"
+    # The matcher: at or above match_link the sender is linked to the contact automatically;
+    # between match_review and match_link the candidates wait for a person in the review queue.
+    match_link: float = 0.97
+    match_review: float = 0.50
     task_due_hours: float = 4.0
     callback_due_hours: float = 1.0
     rate_limit_per_minute: int = 30  # web-form posts per client IP
@@ -34,6 +40,12 @@ class Settings(BaseSettings):
     worker_max_jobs: int = 50
     log_level: str = "INFO"
     log_json: bool = False
+
+    def match_config(self) -> MatchConfig:
+        """The matcher's thresholds and default phone region."""
+        return MatchConfig(
+            link=self.match_link, review=self.match_review, region=self.default_region
+        )
 
 
 @lru_cache(maxsize=1)

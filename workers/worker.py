@@ -31,6 +31,7 @@ def policy_from(settings: Settings) -> Policy:
         region=settings.default_region,
         task_due=timedelta(hours=settings.task_due_hours),
         callback_due=timedelta(hours=settings.callback_due_hours),
+        match=settings.match_config(),
     )
 
 
