@@ -2,7 +2,11 @@
 
 Every word of the query must match, by prefix, some field of the record or of a linked record
 (a contact's relation and that relation's projects, say): 'hamer jan almere' finds Jan Visser at
-Hamerslag B.V. on the project in Almere. Case and diacritics are folded on both sides.
+Hamerslag B.V. on the project in Almere. The documents live in search_documents, kept current by
+triggers (migration 0008); the query is one GIN lookup of `hamer:* & jan:* & almere:*` (the
+approach of Twenty's tsvector search, measured at a few ms over a million rows), ranked in
+PostgreSQL and then by where the words matched. One typo per word: when nothing matches, each word
+is widened to the index's words within one edit of it (search_words, a trigram index and rapidfuzz).
 """
 
 from __future__ import annotations
@@ -12,27 +16,37 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from rapidfuzz.distance import OSA
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 MAX_WORDS = 6
 MAX_QUERY = 200
-WORD = re.compile(r"[^\W_]+", re.UNICODE)
+MAX_WORD = 40
+WORD = re.compile(r"[a-z0-9]+")
+KINDS = ("contact", "relation", "project", "lead", "conversation")
+WEIGHT = {"contact": 1.0, "relation": 0.95, "project": 0.9, "lead": 0.85, "conversation": 0.8}
+POOL = 400  # matching documents ranked per query: enough for five groups of ten
 
 
 class BadQuery(ValueError):
     """A query we refuse with a reason rather than run."""
 
 
+def fold(value: str) -> str:
+    """Lowercase ASCII, as the documents are folded (unaccent + lower in PostgreSQL)."""
+    from anyascii import anyascii
+
+    cleaned = "".join(c for c in value if unicodedata.category(c)[0] != "C" or c in " \t")
+    return anyascii(cleaned.encode("utf-8", "ignore").decode()).lower()
+
+
 def words(query: str) -> list[str]:
-    """The query's words, folded; at most MAX_WORDS, each at least one letter or digit."""
+    """The query's words, folded; at most MAX_WORDS, each letters and digits only."""
     if len(query) > MAX_QUERY:
         raise BadQuery(f"a query is at most {MAX_QUERY} characters")
-    cleaned = "".join(
-        c for c in unicodedata.normalize("NFKD", query) if not unicodedata.combining(c)
-    )
-    found = [w.lower() for w in WORD.findall(cleaned.encode("utf-8", "ignore").decode())]
-    return found[:MAX_WORDS]
+    found = [w[:MAX_WORD] for w in WORD.findall(fold(query))]
+    return list(dict.fromkeys(found))[:MAX_WORDS]
 
 
 @dataclass
@@ -43,48 +57,19 @@ class Hit:
     subtitle: str
     score: float
     matched: list[str] = field(default_factory=list)
+    external_id: str | None = None
+    relation_id: int | None = None
 
 
-# One document per record: its own fields and those of linked records, each tagged with the path.
-DOCUMENTS = {
-    "contact": """
-        SELECT c.id, c.full_name AS title, coalesce(r.name, '') AS subtitle,
-               concat_ws(' | ', 'name:' || c.full_name, 'city:' || c.city, 'relation:' || r.name,
-                         'relation.city:' || (r.addresses -> 0 ->> 'city'),
-                         'project:' || string_agg(p.name || ' ' || coalesce(p.city, ''), ' ')) AS doc
-        FROM contacts c
-        LEFT JOIN relations r ON r.id = c.relation_id
-        LEFT JOIN projects p ON p.relation_id = r.id
-        GROUP BY c.id, r.id""",
-    "relation": """
-        SELECT r.id, r.name AS title, r.status AS subtitle,
-               concat_ws(' | ', 'name:' || r.name, 'city:' || (r.addresses -> 0 ->> 'city'),
-                         'kvk:' || r.kvk_number, 'region:' || r.region,
-                         'project:' || string_agg(DISTINCT p.name || ' ' || coalesce(p.city, ''), ' '),
-                         'contact:' || string_agg(DISTINCT c.full_name, ' ')) AS doc
-        FROM relations r
-        LEFT JOIN projects p ON p.relation_id = r.id
-        LEFT JOIN contacts c ON c.relation_id = r.id
-        GROUP BY r.id""",
-    "project": """
-        SELECT p.id, p.name AS title, coalesce(r.name, '') AS subtitle,
-               concat_ws(' | ', 'name:' || p.name, 'city:' || p.city, 'relation:' || r.name) AS doc
-        FROM projects p LEFT JOIN relations r ON r.id = p.relation_id""",
-    "lead": """
-        SELECT l.id, coalesce(l.name, '?') AS title, coalesce(l.company, '') AS subtitle,
-               concat_ws(' | ', 'name:' || l.name, 'company:' || l.company, 'city:' || (l.fields ->> 'city')) AS doc
-        FROM leads l""",
-    "conversation": """
-        SELECT v.id, coalesce(v.subject, '') AS title, v.status AS subtitle,
-               concat_ws(' | ', 'subject:' || v.subject, 'contact:' || c.full_name, 'relation:' || r.name,
-                         'lead:' || l.name) AS doc
-        FROM conversations v
-        LEFT JOIN contacts c ON c.id = v.contact_id
-        LEFT JOIN relations r ON r.id = v.relation_id
-        LEFT JOIN leads l ON l.id = v.lead_id
-        WHERE {visible}""",
-}
-WEIGHT = {"contact": 1.0, "relation": 0.95, "project": 0.9, "lead": 0.85, "conversation": 0.8}
+_QUERY = """
+SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, rank FROM (
+  SELECT d.kind, d.record_id, d.title, d.subtitle, d.fields, d.external_id, d.relation_id,
+         ts_rank_cd(d.doc, q) AS rank
+  FROM search_documents d, to_tsquery('simple', :tsquery) q
+  WHERE d.doc @@ q {where}
+  LIMIT :pool
+) hits ORDER BY rank DESC
+"""
 
 
 async def search(
@@ -94,67 +79,105 @@ async def search(
     limit: int = 10,
     visible_conversations: str = "true",
     params: dict[str, Any] | None = None,
+    confidential: bool = True,
+    kinds: tuple[str, ...] = KINDS,
 ) -> dict[str, list[Hit]]:
-    """Hits grouped by type, best first; every query word must match by prefix."""
+    """Hits grouped by type, best first; every query word must match by prefix.
+
+    visible_conversations: an SQL condition on `v` (conversations) with its params, which the
+    API derives from the caller's rights; confidential=False hides confidential projects.
+    """
     terms = words(query)
     if not terms:
         return {}
-    bind: dict[str, Any] = dict(params or {})
-    exact = []
-    fuzzy = []
-    for i, term in enumerate(terms):
-        bind[f"w{i}"] = term
-        # A word boundary, then the term: a prefix of some word in the document. Terms are
-        # letters and digits only (see words()), so nothing in them is a regex operator.
-        prefix = f"doc ~ ('(^|[^[:alnum:]])' || :w{i})"
-        exact.append(prefix)
-        # One typo per word still finds it: trigram similarity to some word of the document.
-        fuzzy.append(f"({prefix} OR (length(:w{i}) >= 4 AND word_similarity(:w{i}, doc) >= 0.4))")
-    out = await _run(session, " AND ".join(exact), bind, limit, visible_conversations, terms)
-    if not out:
-        out = await _run(session, " AND ".join(fuzzy), bind, limit, visible_conversations, terms)
-    return out
-
-
-async def _run(
-    session: AsyncSession,
-    where: str,
-    bind: dict[str, Any],
-    limit: int,
-    visible: str,
-    terms: list[str],
-) -> dict[str, list[Hit]]:
-    out: dict[str, list[Hit]] = {}
-    for kind, source in DOCUMENTS.items():
-        sql = text(
-            f"""SELECT id, title, subtitle, doc FROM (
-                  SELECT id, title, subtitle, lower(unaccent(doc)) AS doc
-                  FROM ({source.format(visible=visible)}) AS records
-                ) AS d WHERE {where} LIMIT :limit"""
+    where = [f"AND d.kind IN ({', '.join(repr(k) for k in kinds if k in KINDS)})"]
+    if visible_conversations != "true":
+        where.append(
+            "AND (d.kind <> 'conversation' OR EXISTS (SELECT 1 FROM conversations v "
+            f"WHERE v.id = d.record_id AND ({visible_conversations})))"
         )
-        rows = (await session.execute(sql, bind | {"limit": limit * 5})).all()
-        hits = [rank(kind, row.id, row.title, row.subtitle, row.doc, terms) for row in rows]
-        hits.sort(key=lambda h: -h.score)
-        if hits:
-            out[kind] = hits[:limit]
+    if not confidential:
+        where.append("AND NOT (d.kind IN ('project', 'conversation') AND d.confidential)")
+    sql = text(_QUERY.format(where=" ".join(where)))
+    bind = dict(params or {}) | {"pool": POOL}
+    rows = (await session.execute(sql, bind | {"tsquery": tsquery(terms)})).all()
+    if not rows:
+        widened = await close_words(session, terms)
+        if widened != [[t] for t in terms]:
+            rows = (await session.execute(sql, bind | {"tsquery": tsquery_of(widened)})).all()
+            terms = [w for alternatives in widened for w in alternatives]
+    out: dict[str, list[Hit]] = {}
+    for row in rows:
+        out.setdefault(row.kind, []).append(rank(row, terms))
+    return {
+        kind: sorted(hits, key=lambda h: -h.score)[:limit]
+        for kind in KINDS
+        if (hits := out.get(kind))
+    }
+
+
+def tsquery(terms: list[str]) -> str:
+    return tsquery_of([[t] for t in terms])
+
+
+def tsquery_of(alternatives: list[list[str]]) -> str:
+    """Every group must match, any word of a group by prefix: '(hamer:* | hammer:*) & jan:*'."""
+    return " & ".join("(" + " | ".join(f"{w}:*" for w in group) + ")" for group in alternatives)
+
+
+_PREFIX_WORDS = text(
+    """SELECT word FROM search_words WHERE word >= :low AND word < :high
+       AND length(word) >= :shortest LIMIT 20000"""
+)
+_SIMILAR_WORDS = text("SELECT word FROM search_words WHERE word % :word LIMIT 200")
+
+
+async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]]:
+    """Each term with the index's words it could be a one-typo prefix of."""
+    out: list[list[str]] = []
+    for term in terms:
+        if len(term) < 4:
+            out.append([term])
+            continue
+        head = term[:2]
+        bound = {"low": head, "high": head[:-1] + chr(ord(head[-1]) + 1), "shortest": len(term) - 1}
+        found = set(await session.scalars(_PREFIX_WORDS, bound))
+        found |= set(await session.scalars(_SIMILAR_WORDS, {"word": term}))
+        close = sorted(
+            w
+            for w in found
+            if min(OSA.distance(term, w[:n]) for n in (len(term) - 1, len(term), len(term) + 1))
+            <= 1
+        )
+        out.append([term, *[w for w in close if w != term][:12]])
     return out
 
 
-def rank(kind: str, id_: int, title: str, subtitle: str, doc: str, terms: list[str]) -> Hit:
-    """More of the query in the title, and whole-word matches, rank higher."""
-    folded_title = "".join(
-        c for c in unicodedata.normalize("NFKD", title.lower()) if not unicodedata.combining(c)
-    )
-    score = WEIGHT[kind]
-    matched = []
+def rank(row: Any, terms: list[str]) -> Hit:
+    """PostgreSQL's rank, plus: more of the query in the title, and whole-word matches."""
+    title = row.title or ""
+    folded_title = fold(title)
+    score = WEIGHT[row.kind] + float(row.rank)
+    matched: list[str] = []
+    fields: dict[str, Any] = row.fields or {}
     for term in terms:
-        if re.search(rf"(^|\W){re.escape(term)}", folded_title):
+        pattern = re.compile(rf"(^|[^a-z0-9]){re.escape(term)}")
+        if pattern.search(folded_title):
             score += 1.0
-        for part in doc.split(" | "):
-            path, _, value = part.partition(":")
-            if re.search(rf"(^|\W){re.escape(term)}", value):
+        for path, value in fields.items():
+            folded = fold(str(value))
+            if pattern.search(folded):
                 matched.append(f"{path}:{term}")
-                if re.search(rf"(^|\W){re.escape(term)}(\W|$)", value):
+                if re.search(rf"(^|[^a-z0-9]){re.escape(term)}([^a-z0-9]|$)", folded):
                     score += 0.2
                 break
-    return Hit(kind, id_, title, subtitle, round(score, 3), matched)
+    return Hit(
+        row.kind,
+        row.record_id,
+        title,
+        row.subtitle or "",
+        round(score, 3),
+        matched,
+        row.external_id,
+        row.relation_id,
+    )

@@ -79,7 +79,7 @@ class ChannelBrief(BaseModel):
 
 class Features(BaseModel):
     search: bool
-    canned_replies: Literal["browser", "server"] = "browser"
+    canned_replies: Literal["browser", "server"] = "server"  # /api/canned-replies
 
 
 class Bootstrap(BaseModel):
@@ -120,6 +120,9 @@ class InboxPage(BaseModel):
 class ContactCard(BaseModel):
     id: int
     full_name: str
+    first_name: str | None = None  # for the composer's {{contact.first_name}}
+    last_name: str | None = None
+    language: str | None = None
     job_title: str | None
     city: str | None
     emails: list[str]
@@ -567,6 +570,9 @@ async def dashboard(
         ContactCard(
             id=contact.id,
             full_name=contact.full_name,
+            first_name=contact.first_name,
+            last_name=contact.last_name,
+            language=contact.language,
             job_title=contact.job_title,
             city=contact.city,
             emails=values("email", contact_id=contact.id),
@@ -973,7 +979,12 @@ async def search_route(req: ApiRequest) -> dict[str, Any]:
     try:
         async with req.sessions() as session:
             groups = await search(
-                session, query, limit=limit, visible_conversations=visible, params=params
+                session,
+                query,
+                limit=limit,
+                visible_conversations=visible,
+                params=params,
+                confidential=p.is_admin,
             )
     except BadQuery as exc:
         raise ApiError(400, "bad_query", str(exc)) from None
