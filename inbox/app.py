@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 import inbox.api_bot  # (registers the bot's routes)
+import inbox.api_canned  # (registers the canned replies' routes)
 import inbox.api_matching  # (registers the matcher's routes)
 import inbox.api_panel
 import inbox.api_routing  # noqa: F401  (registers the routing and SLA routes)
