@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -425,6 +426,64 @@ def search_command(query: str | None, queries_file: Any, limit: int, as_json: bo
                 click.echo(
                     f"{kind:12} {hit['id']:>8}  {hit['title']}  ({hit['subtitle']})  {' '.join(hit['matched'])}"
                 )
+
+
+@main.command("import")
+@data_dir_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dedup", is_flag=True, help="Do not create contacts that are likely already there.")
+@click.option("--batch", type=click.IntRange(100, 50_000), default=5000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def import_command(file: Path, dedup: bool, batch: int, as_json: bool) -> None:
+    """Import relations, contacts and projects from a CSV or XLSX file (columns: see README)."""
+
+    from crm.importer import import_rows, read_file
+
+    s = settings()
+
+    async def go(url: str) -> dict[str, Any]:
+        with click.progressbar(
+            length=count_rows(file), label="importing", file=sys.stderr, show_pos=True
+        ) as bar:
+            async with session_factory(url) as sessions:
+                report = await import_rows(
+                    sessions,
+                    read_file(file),
+                    dedup=dedup,
+                    region=s.default_region,
+                    batch=batch,
+                    progress=bar.update,
+                )
+        return report.as_dict()
+
+    with migrated(s) as urls:
+        summary = run(go(urls.database_url))
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+        return
+    click.echo(
+        f"{summary['rows']} rows: {summary['contacts_created']} contacts created, "
+        f"{summary['contacts_updated']} updated, {summary['relations_created']} relations, "
+        f"{summary['projects_created']} projects, {summary['identities_added']} addresses/numbers, "
+        f"{summary['domains_added']} company domains, {summary['duplicates']} duplicates, "
+        f"{summary['skipped']} skipped"
+    )
+    for error in summary["errors"][:20]:
+        click.echo(f"  line {error['line']}: {error['error']}", err=True)
+
+
+def count_rows(file: Path) -> int:
+    """Data rows, for the progress bar (a quick line count; XLSX: the sheet's dimension)."""
+    if file.suffix.lower() in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook
+
+        book = load_workbook(file, read_only=True)
+        try:
+            return max((book.worksheets[0].max_row or 1) - 1, 0)
+        finally:
+            book.close()
+    with file.open("rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
 
 
 @main.command("match")
