@@ -53,6 +53,7 @@ def latency_ms(seconds: Iterable[float]) -> dict[str, float]:
     return {
         "p50_ms": percentile(ordered, 50) * 1000,
         "p90_ms": percentile(ordered, 90) * 1000,
+        "p95_ms": percentile(ordered, 95) * 1000,
         "p99_ms": percentile(ordered, 99) * 1000,
         "max_ms": ordered[-1] * 1000,
         "mean_ms": sum(ordered) / len(ordered) * 1000,

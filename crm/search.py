@@ -127,9 +127,8 @@ def tsquery_of(alternatives: list[list[str]]) -> str:
 
 _PREFIX_WORDS = text(
     """SELECT word FROM search_words WHERE word >= :low AND word < :high
-       AND length(word) >= :shortest LIMIT 20000"""
+       AND length(word) >= :shortest LIMIT 50000"""
 )
-_SIMILAR_WORDS = text("SELECT word FROM search_words WHERE word % :word LIMIT 200")
 
 
 async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]]:
@@ -139,10 +138,11 @@ async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]
         if len(term) < 4:
             out.append([term])
             continue
-        head = term[:2]
-        bound = {"low": head, "high": head[:-1] + chr(ord(head[-1]) + 1), "shortest": len(term) - 1}
+        # Words that start like the term (a typo in the first letter is not caught) and
+        # could hold it as a prefix; the PK's btree serves the range.
+        head = term[0]
+        bound = {"low": head, "high": chr(ord(head) + 1), "shortest": len(term) - 1}
         found = set(await session.scalars(_PREFIX_WORDS, bound))
-        found |= set(await session.scalars(_SIMILAR_WORDS, {"word": term}))
         close = sorted(
             w
             for w in found

@@ -47,6 +47,7 @@ CREATE FUNCTION sb_remember_words(kinds text, ids bigint[]) RETURNS void LANGUAG
   INSERT INTO search_words (word)
   SELECT DISTINCT w FROM search_documents d, unnest(tsvector_to_array(d.doc)) AS w
   WHERE d.kind = kinds AND d.record_id = ANY(ids) AND length(w) BETWEEN 3 AND 40
+    AND w ~ '^[a-z]+$'
   ON CONFLICT DO NOTHING
 $$;
 

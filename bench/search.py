@@ -1,0 +1,492 @@
+"""Search and matching speed at a million records.
+
+Seeds 1,000,000 records (100k relations, 700k contacts with e-mail identities, 200k projects;
+Dutch-looking names from a fixed seed) into a throw-away database with COPY, lets the triggers
+build the search index (timed), then measures:
+
+- search-as-you-type through the running service's GET /api/search (HTTP, one client) and the
+  in-process function, for 1-, 2- and 3-word queries with and without a typo;
+- the raw PostgreSQL prefix query (`doc @@ 'a:* & b:* & c:*'`, LIMIT 20) as the ceiling;
+- recall@5 and MRR on 'hamer jan almere'-style queries (company fragment, given name, project
+  city) whose target contact is known;
+- the matcher per message (match_sender) for senders built from seeded records with noise;
+- the service's peak RSS while it served the searches.
+
+    uv run python bench/search.py [--records 1000000] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    RESULTS,
+    Service,
+    console_script,
+    free_port,
+    latency_ms,
+    scratch_database,
+    wait_http_ok,
+)
+
+SEED = 20261122
+GIVEN = (
+    "jan piet kees henk gerrit willem johan klaas dirk hans peter marco erik frank bas tom "
+    "ruud rob mark paul maarten jeroen sander bram daan lars sem thijs joost wouter niels "
+    "anna maria johanna cornelia elisabeth wilhelmina hendrika petra ingrid monique sandra "
+    "linda esther marieke anouk femke lotte sanne iris lisa eva emma julia sophie noor fleur "
+    "karin els ria annemieke margriet janneke inge astrid ilse yvonne"
+).split()
+SURNAMES = (
+    "de jong|jansen|de vries|van den berg|van dijk|bakker|janssen|visser|smit|meijer|de boer|"
+    "mulder|de groot|bos|vos|peters|hendriks|van leeuwen|dekker|brouwer|de wit|dijkstra|"
+    "smits|de graaf|van der meer|van der linden|kok|jacobs|de haan|vermeulen|van den heuvel|"
+    "van der veen|van den broek|de bruijn|de bruin|van der heijden|schouten|van beek|willems|"
+    "van vliet|van de ven|hoekstra|maas|verhoeven|koster|van dam|van der wal|prins|blom|"
+    "huisman|peeters|de jonge|kuipers|van veen|post|kuiper|veenstra|kramer|van den brink|"
+    "scholten|van wijk|postma|martens|vink|de ruiter|timmermans|groen|gerritsen|jonker|"
+    "van loon|boer|van der velde|willemsen|smeets|de lange|de vos|bosch|van dongen|schipper|"
+    "de koning|van der laan|koning|van der velden|driessen|van doorn|hermans|evers|van den bosch|"
+    "van der meulen|hofman|bosman|wolters|sanders|van der horst|mol|kuijpers|molenaar|van de pol|"
+    "de leeuw|verbeek|hamer|ploeg|steenbergen|terpstra|wouters|zijlstra|rietveld|aalbers"
+).split("|")
+CITIES = (
+    "amsterdam rotterdam utrecht eindhoven groningen tilburg almere breda nijmegen apeldoorn "
+    "haarlem arnhem enschede amersfoort zaandam leiden zwolle zoetermeer leeuwarden maastricht "
+    "dordrecht ede delft venlo deventer alkmaar helmond emmen hilversum heerlen oss roosendaal "
+    "purmerend schiedam spijkenisse lelystad vlaardingen gouda hoorn almelo assen veenendaal "
+    "zeist nieuwegein capelle hardenberg katwijk kampen harderwijk sneek meppel tiel"
+).split()
+SYLLABLES = (
+    "ha mer slag bo ver kamp stad de lin bruk win tra fo lux ter ra nova bouw werk tech "
+    "groen staal hout glas dak vloer licht mach in stal vast goed ge ma ken pro fix mo dul "
+    "zon wind wa ter kust dijk polder veld berg dal hof laan plein brug toren haven molen"
+).split()
+FORMS = ("B.V.", "BV", "B.V.", "V.O.F.", "Holding B.V.", "N.V.", "", "Groep B.V.")
+PROJECTS = ("Nieuwbouw", "Renovatie", "Verbouw", "Uitbreiding", "Onderhoud", "Herinrichting")
+FREE = ("gmail.com", "hotmail.com", "outlook.com", "ziggo.nl", "kpnmail.nl", "live.nl")
+
+
+def company_name(rng: random.Random) -> str:
+    core = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3)))
+    extra = rng.choice(("", "", " Bouw", " Installatie", " Techniek", " & Zn", " Groep"))
+    form = rng.choice(FORMS)
+    return f"{core.capitalize()}{extra} {form}".strip()
+
+
+def domain_of(name: str, used: set[str], rng: random.Random) -> str:
+    base = "".join(c for c in name.lower().split(" ")[0] if c.isalnum())
+    domain = f"{base}.nl"
+    while domain in used:
+        domain = f"{base}{rng.randint(2, 999)}.nl"
+    used.add(domain)
+    return domain
+
+
+def generate(records: int) -> dict[str, list[tuple[Any, ...]]]:
+    """Relations, contacts, projects and identities: 10 % / 70 % / 20 % of `records`."""
+    rng = random.Random(SEED)
+    n_rel, n_con = records // 10, records * 7 // 10
+    n_proj = records - n_rel - n_con
+    relations, domains, contacts, identities, projects = [], [], [], [], []
+    used: set[str] = set()
+    for rid in range(1, n_rel + 1):
+        name = company_name(rng)
+        city = rng.choice(CITIES)
+        domain = domain_of(name, used, rng)
+        relations.append((rid, name, name.lower(), json.dumps([{"city": city.title()}])))
+        domains.append(domain)
+        identities.append(("domain", domain, domain, False, domain, None, rid))
+    for cid in range(1, n_con + 1):
+        rid = rng.randint(1, n_rel)
+        first, last = rng.choice(GIVEN).title(), rng.choice(SURNAMES)
+        last = " ".join(w if w in ("van", "de", "der", "den") else w.title() for w in last.split())
+        city = rng.choice(CITIES).title()
+        contacts.append((cid, rid, first, last, f"{first} {last}", city, f"EXT-{cid}"))
+        local = f"{first}.{last.replace(' ', '')}".lower()
+        if rng.random() < 0.8:
+            address = f"{local}@{domains[rid - 1]}"
+        else:
+            address = f"{local}{rng.randint(1, 9999)}@{rng.choice(FREE)}"
+        while address in used:  # two Inge de Groots at one company: inge.degroot2@
+            name, at = address.split("@")
+            address = f"{name}{rng.randint(2, 99)}@{at}"
+        used.add(address)
+        identities.append(("email", address, address, False, address, cid, None))
+    for pid in range(1, n_proj + 1):
+        rid = rng.randint(1, n_rel)
+        city = rng.choice(CITIES).title()
+        projects.append((pid, f"{rng.choice(PROJECTS)} {city}", rid, city))
+    return {
+        "relations": relations,
+        "contacts": contacts,
+        "projects": projects,
+        "identities": identities,
+    }
+
+
+async def seed(dsn: str, data: dict[str, list[tuple[Any, ...]]]) -> dict[str, float]:
+    """COPY in chunks: each chunk is one statement, so the index triggers run once per chunk."""
+    conn = await asyncpg.connect(dsn)
+    timings: dict[str, float] = {}
+    try:
+        chunk = 100_000
+        started = time.perf_counter()
+        for i in range(0, len(data["relations"]), chunk):
+            await conn.copy_records_to_table(
+                "relations",
+                records=[
+                    (r[0], r[1], r[2], "prospect", r[3], "{}")
+                    for r in data["relations"][i : i + chunk]
+                ],
+                columns=["id", "name", "normalized_name", "status", "addresses", "custom_fields"],
+            )
+        timings["relations_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for i in range(0, len(data["contacts"]), chunk):
+            await conn.copy_records_to_table(
+                "contacts",
+                records=[(*c, "{}") for c in data["contacts"][i : i + chunk]],
+                columns=[
+                    "id", "relation_id", "first_name", "last_name", "full_name", "city",
+                    "external_id", "custom_fields",
+                ],
+            )  # fmt: skip
+        timings["contacts_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for i in range(0, len(data["identities"]), chunk):
+            await conn.copy_records_to_table(
+                "identities",
+                records=data["identities"][i : i + chunk],
+                columns=["kind", "value", "key", "shared", "raw", "contact_id", "relation_id"],
+            )
+        timings["identities_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for i in range(0, len(data["projects"]), chunk):
+            await conn.copy_records_to_table(
+                "projects",
+                records=[(*p, "open", False) for p in data["projects"][i : i + chunk]],
+                columns=["id", "name", "relation_id", "city", "status", "confidential"],
+            )
+        timings["projects_s"] = time.perf_counter() - started
+        for table in ("relations", "contacts", "projects"):
+            await conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
+        started = time.perf_counter()
+        await conn.execute("VACUUM ANALYZE")
+        timings["vacuum_analyze_s"] = time.perf_counter() - started
+        timings["documents"] = float(await conn.fetchval("SELECT count(*) FROM search_documents"))
+        timings["words"] = float(await conn.fetchval("SELECT count(*) FROM search_words"))
+    finally:
+        await conn.close()
+    return timings
+
+
+def typo(word: str, rng: random.Random) -> str:
+    """One edit inside the word (never the first letter): swap, drop, double or replace."""
+    if len(word) < 5:
+        return word
+    i = rng.randint(1, len(word) - 2)
+    kind = rng.choice(("swap", "drop", "double", "replace"))
+    if kind == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if kind == "drop":
+        return word[:i] + word[i + 1 :]
+    if kind == "double":
+        return word[:i] + word[i] + word[i:]
+    return word[:i] + rng.choice("aeiourstnl") + word[i + 1 :]
+
+
+async def queries(dsn: str, count: int) -> list[dict[str, Any]]:
+    """Queries built from seeded contacts whose relation has a project: the target is known."""
+    rng = random.Random(SEED + 1)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT c.id, c.first_name, c.last_name, r.normalized_name, p.city AS project_city
+               FROM contacts c JOIN relations r ON r.id = c.relation_id
+               JOIN LATERAL (SELECT city FROM projects WHERE relation_id = r.id LIMIT 1) p ON true
+               WHERE c.id % 97 = 0 LIMIT $1""",
+            count,
+        )
+    finally:
+        await conn.close()
+    out = []
+    for row in rows:
+        company = "".join(ch for ch in row["normalized_name"].split(" ")[0] if ch.isalnum())
+        fragment = company[: rng.randint(4, min(7, len(company)))]
+        surname = row["last_name"].split(" ")[-1].lower()
+        given = row["first_name"].lower()
+        city = row["project_city"].lower()
+        one = surname[: max(4, len(surname) - 1)]
+        two = f"{given} {surname[:4]}"
+        three = f"{fragment} {given} {city}"
+        for words, text in ((1, one), (2, two), (3, three)):
+            out.append({"words": words, "typo": False, "q": text, "target": row["id"]})
+            parts = text.split(" ")
+            longest = max(range(len(parts)), key=lambda k: len(parts[k]))
+            parts[longest] = typo(parts[longest], rng)
+            out.append({"words": words, "typo": True, "q": " ".join(parts), "target": row["id"]})
+    return out
+
+
+def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {key: latency_ms(values) for key, values in samples.items()}
+
+
+async def run_searches(qs: list[dict[str, Any]], base: str, token: str, dsn: str) -> dict[str, Any]:
+    from crm.search import search
+    from inbox.db import make_engine, make_sessions
+
+    headers = {"Authorization": f"Bearer {token}"}
+    http: dict[str, list[float]] = {}
+    inproc: dict[str, list[float]] = {}
+    raw: dict[str, list[float]] = {}
+    ranks: list[int | None] = []
+    engine = make_engine(dsn.replace("postgresql://", "postgresql+asyncpg://"), pool_size=2)
+    sessions = make_sessions(engine)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with aiohttp.ClientSession() as client:
+            for q in qs:  # warm-up: the first queries load the index pages
+                async with client.get(
+                    f"{base}/api/search", params={"q": q["q"]}, headers=headers
+                ) as r:
+                    await r.read()
+                if qs.index(q) > 20:
+                    break
+            for q in qs:
+                key = f"{q['words']}w{' typo' if q['typo'] else ''}"
+                started = time.perf_counter()
+                async with client.get(
+                    f"{base}/api/search", params={"q": q["q"], "limit": "10"}, headers=headers
+                ) as response:
+                    body = await response.json()
+                http.setdefault(key, []).append(time.perf_counter() - started)
+                if q["words"] == 3 and not q["typo"]:
+                    ids = [h["id"] for h in body.get("contact", [])][:5]
+                    ranks.append(ids.index(q["target"]) + 1 if q["target"] in ids else None)
+                elif q["words"] == 3:
+                    ids = [h["id"] for h in body.get("contact", [])][:5]
+                    ranks.append(ids.index(q["target"]) + 1 if q["target"] in ids else None)
+                async with sessions() as session:
+                    started = time.perf_counter()
+                    await search(session, q["q"], limit=10)
+                    inproc.setdefault(key, []).append(time.perf_counter() - started)
+                if not q["typo"]:
+                    tsq = " & ".join(f"{w}:*" for w in q["q"].split())
+                    started = time.perf_counter()
+                    await conn.fetch(
+                        "SELECT record_id FROM search_documents "
+                        "WHERE doc @@ to_tsquery('simple', $1) LIMIT 20",
+                        tsq,
+                    )
+                    raw.setdefault(key, []).append(time.perf_counter() - started)
+    finally:
+        await conn.close()
+        await engine.dispose()
+    found = [r for r in ranks if r is not None]
+    three = [q for q in qs if q["words"] == 3]
+    return {
+        "http": summarize(http),
+        "in_process": summarize(inproc),
+        "raw_postgres": summarize(raw),
+        "recall_at_5_3w": len(found) / len(ranks) if ranks else float("nan"),
+        "mrr_3w": sum(1 / r for r in found) / len(ranks) if ranks else float("nan"),
+        "queries": len(qs),
+        "three_word_queries": len(three),
+        "all": http,
+    }
+
+
+async def run_matcher(dsn: str, count: int) -> dict[str, Any]:
+    """match_sender for senders made from seeded contacts (new address, name variants) and
+    strangers; the decision counts say whether the speed came with sensible answers."""
+    from crm.matcher import Sender, match_sender
+    from inbox.db import make_engine, make_sessions
+
+    rng = random.Random(SEED + 2)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT c.id, c.first_name, c.last_name, r.name AS relation,
+                      (SELECT value FROM identities WHERE kind = 'domain' AND relation_id = r.id) AS domain
+               FROM contacts c JOIN relations r ON r.id = c.relation_id
+               WHERE c.id % 89 = 0 LIMIT $1""",
+            count,
+        )
+    finally:
+        await conn.close()
+    senders: list[tuple[Sender, int | None]] = []
+    for row in rows:
+        style = rng.choice(("initial", "full", "company"))
+        name = (
+            f"{row['first_name'][0]}. {row['last_name']}"
+            if style == "initial"
+            else f"{row['first_name']} {row['last_name']}"
+        )
+        senders.append(
+            (
+                Sender(
+                    email=f"{row['first_name'][0].lower()}.{row['last_name'].split()[-1].lower()}@{row['domain']}",
+                    name=name,
+                    company=row["relation"] if style == "company" else None,
+                ),
+                row["id"],
+            )
+        )
+    for i in range(len(rows) // 4):  # strangers
+        senders.append(
+            (Sender(email=f"onbekend{i}@{rng.choice(FREE)}", name=f"Onbekende Persoon{i}"), None)
+        )
+    engine = make_engine(dsn.replace("postgresql://", "postgresql+asyncpg://"), pool_size=2)
+    sessions = make_sessions(engine)
+    times: list[float] = []
+    outcome: dict[str, int] = {}
+    try:
+        async with sessions() as session:
+            for sender, _ in senders[:20]:
+                await match_sender(session, sender)
+            for sender, target in senders:
+                started = time.perf_counter()
+                decision = await match_sender(session, sender)
+                times.append(time.perf_counter() - started)
+                await session.rollback()
+                if target is None:
+                    label = (
+                        "stranger_linked"
+                        if decision.decision == "linked"
+                        else "stranger_not_linked"
+                    )
+                elif decision.decision == "linked":
+                    label = "linked_right" if decision.contact_id == target else "linked_wrong"
+                else:
+                    label = decision.decision
+                outcome[label] = outcome.get(label, 0) + 1
+    finally:
+        await engine.dispose()
+    return {"latency": latency_ms(times), "senders": len(senders), "outcome": outcome}
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def admin_token(dsn: str) -> str:
+    from crm.models import User
+    from inbox.auth import create_api_token
+    from inbox.db import make_engine, make_sessions
+
+    engine = make_engine(dsn.replace("postgresql://", "postgresql+asyncpg://"), pool_size=1)
+    try:
+        async with make_sessions(engine)() as session, session.begin():
+            user = User(email="bench@switchboard.test", name="Bench", role="admin")
+            session.add(user)
+            await session.flush()
+            return await create_api_token(session, user.id, "bench", "api", None)
+    finally:
+        await engine.dispose()
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    from inbox.db import upgrade_async
+
+    report: dict[str, Any] = {"records": args.records}
+    async with scratch_database("switchboard_bench_search") as dsn:
+        url = dsn.replace("postgresql://", "postgresql+asyncpg://")
+        await upgrade_async(url)
+        started = time.perf_counter()
+        data = generate(args.records)
+        report["generate_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        report["seed"] = await seed(dsn, data)
+        report["seed"]["total_s"] = time.perf_counter() - started
+        del data
+        print(f"seeded {args.records:,} records in {report['seed']['total_s']:.0f} s", flush=True)
+        token = await admin_token(dsn)
+        port = free_port()
+        env = os.environ | {"DATABASE_URL": url, "REDIS_URL": "redis://127.0.0.1:6379/15"}
+        service = Service(
+            "web",
+            [console_script("switchboard"), "web", "--port", str(port)],
+            env,
+            RESULTS / "search-web.log",
+        ).start()
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await wait_http_ok(f"{base}/healthz", 60, service)
+            qs = await queries(dsn, args.queries)
+            report["search"] = await run_searches(qs, base, token, dsn)
+            report["service_peak_rss_mb"] = peak_rss_mb(service.pid)
+        finally:
+            service.stop()
+        report["match"] = await run_matcher(dsn, args.queries)
+    return report
+
+
+def render(report: dict[str, Any]) -> None:
+    s = report["search"]
+    print(f"\n# Search and matching at {report['records']:,} records")
+    seed_info = report["seed"]
+    print(
+        f"seed (COPY + index triggers): {seed_info['total_s']:.0f} s "
+        f"(contacts {seed_info['contacts_s']:.0f} s, projects {seed_info['projects_s']:.0f} s); "
+        f"{int(seed_info['documents']):,} search documents, {int(seed_info['words']):,} words"
+    )
+    print(
+        "\n| query | HTTP p50 | HTTP p95 | in-process p50 | in-process p95 | raw PG p50 | raw PG p95 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for key in sorted(s["http"]):
+        h, i = s["http"][key], s["in_process"][key]
+        r = s["raw_postgres"].get(key)
+        raw_text = f"{r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms" if r else "– | –"
+        print(
+            f"| {key} | {h['p50_ms']:.1f} ms | {h['p95_ms']:.1f} ms | {i['p50_ms']:.1f} ms | "
+            f"{i['p95_ms']:.1f} ms | {raw_text} |"
+        )
+    print(
+        f"\nrecall@5 on 3-word queries (with and without typo): {s['recall_at_5_3w']:.3f}, MRR {s['mrr_3w']:.3f}"
+    )
+    m = report["match"]
+    lat = m["latency"]
+    print(
+        f"matcher per message: p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms, "
+        f"p99 {lat['p99_ms']:.1f} ms over {m['senders']} senders; outcomes {m['outcome']}"
+    )
+    print(f"service peak RSS: {report['service_peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    result = asyncio.run(main(args))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = dict(result)
+    out["search"] = {k: v for k, v in result["search"].items() if k != "all"}
+    (RESULTS / "search.json").write_text(json.dumps(out, indent=2, default=str))
+    render(result)
