@@ -468,7 +468,12 @@ async def panel(req: ApiRequest) -> Panel:
             lead_id=conversation.lead_id,
             current=conversation.id,
         )
-        suggestions = await match_suggestions(session, conversation)
+        # Suggestions are for a sender not yet linked; once someone is confirmed they are noise.
+        suggestions = (
+            await match_suggestions(session, conversation)
+            if conversation.contact_id is None
+            else []
+        )
     return Panel(
         **board.model_dump(),
         conversation_id=conversation.id,

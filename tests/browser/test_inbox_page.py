@@ -1,17 +1,21 @@
 """The web inbox in Chromium against the real service: log-in, live arrival over /ws, notes,
-replies, assignment, search, the thread's channel shapes, keys, languages and team scoping."""
+replies sent by e-mail, canned replies, the matcher's suggestions, assignment, search, the
+thread's channel shapes, keys, languages and team scoping."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from mail_peers import Sink, free_port
 from sqlalchemy import select, update
 
-from crm.models import Contact, Team, User
+from crm.models import CannedReply, Contact, Relation, Team, User
 from inbox.db import Sessions
 from inbox.demo import DEMO_PASSWORD, seed
 from inbox.models import Channel, Conversation, Message
@@ -43,6 +47,26 @@ async def post_form(server: str, channel: Channel, fields: dict[str, str]) -> No
             f"{server}/webhooks/webform/{channel.id}?token={channel.config['token']}", json=fields
         )
         assert response.status == 202, await response.text()
+
+
+KARIN = {
+    "name": "Karin Prins",
+    "email": "karin@prinsbouw.nl",
+    "company": "Prins Bouw",
+    "message": "Graag een offerte voor 12 kozijnen in Lelystad.",
+}
+
+
+async def jan_at_hamerslag(sessions: Sessions) -> Contact:
+    """The demo's Jan Visser of Hamerslag B.V. in Almere (another Jan Visser works elsewhere)."""
+    async with sessions() as session:
+        return (
+            await session.scalars(
+                select(Contact)
+                .join(Relation, Relation.id == Contact.relation_id)
+                .where(Contact.full_name == "Jan Visser", Relation.name.startswith("Hamerslag"))
+            )
+        ).one()
 
 
 def initials(name: str) -> str:
@@ -90,14 +114,7 @@ async def test_form_submission_arrives_live_then_note_reply_and_assignment(
     await post_form(
         server,
         world["channels"]["webform"],
-        {
-            "name": "Karin Prins",
-            "email": "karin@prinsbouw.nl",
-            "company": "Prins Bouw",
-            "phone": "06-87654321",
-            "message": "Graag een offerte voor 12 kozijnen in Lelystad.",
-            "aantal_kozijnen": "12",
-        },
+        KARIN | {"phone": "06-87654321", "aantal_kozijnen": "12"},
     )
     row = page.locator("#rows .row", has_text="Karin Prins")
     await row.wait_for()  # arrived over /ws: the page was not reloaded
@@ -148,11 +165,7 @@ async def test_search_hamer_jan_almere_finds_jan_visser_and_opens_his_conversati
     page: Any, server: str, sessions: Sessions, screenshots: Path
 ) -> None:
     world = await demo(sessions)
-    async with sessions() as session:
-        jan = (
-            await session.scalars(select(Contact).where(Contact.full_name == "Jan Visser"))
-        ).first()
-        assert jan is not None and jan.relation_id is not None
+    jan = await jan_at_hamerslag(sessions)
     linked = await conversation(
         sessions,
         channel_id=world["channels"]["webform"].id,
@@ -290,3 +303,146 @@ async def test_thread_shows_email_original_call_log_and_keys_work_in_dutch_too(
     async with sessions() as session:
         assert (await session.get(Conversation, called.id)).status == "resolved"  # type: ignore[union-attr]
         assert (await session.get(User, world["users"]["mohamed"].id)).language == "nl"  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[Sink]:
+    sink = Sink()
+    sink.controller.start()
+    yield sink
+    sink.controller.stop()
+
+
+async def mailbox(sessions: Sessions, sink: Sink) -> Channel:
+    """An e-mail channel whose SMTP side is the sink: forms are answered through it."""
+    async with sessions() as session, session.begin():
+        channel = Channel(
+            kind="email",
+            name="Verkoop mailbox",
+            config={
+                "imap": {"host": "127.0.0.1", "port": free_port(), "username": "verkoop"},
+                "smtp": sink.smtp_config("verkoop@switchboard.test"),
+            },
+        )
+        session.add(channel)
+    return channel
+
+
+async def test_a_form_answered_with_a_canned_reply_by_its_shortcut_goes_out_by_email(
+    page: Any, server: str, sessions: Sessions, smtp_sink: Sink, screenshots: Path
+) -> None:
+    world = await demo(sessions)
+    await mailbox(sessions, smtp_sink)
+    async with sessions() as session, session.begin():
+        session.add(
+            CannedReply(
+                title="Offerte volgt",
+                shortcut="offerte",
+                language="nl",
+                team_id=world["teams"]["Verkoop"],
+                body="Beste {{contact.first_name}},\n\nDe offerte voor {{relation.name}} volgt "
+                "binnen twee werkdagen.\n\nMet vriendelijke groet,\n{{agent.name}}",
+            )
+        )
+    await log_in(page, server, "mohamed@switchboard.test")
+    await post_form(server, world["channels"]["webform"], KARIN)
+    await page.locator("#rows .row", has_text="Karin Prins").click()
+    await page.locator("#panel .customer", has_text="Karin Prins").wait_for()
+    await page.click("#composer")
+    await page.keyboard.type("/off")
+    suggestion = page.locator("#canned-suggest li[data-shortcut=offerte]")
+    await suggestion.wait_for()
+    await page.screenshot(path=str(screenshots / "canned-shortcut.png"))
+    await page.keyboard.press("Enter")
+    expected = (
+        "Beste Karin,\n\nDe offerte voor Prins Bouw volgt binnen twee werkdagen.\n\n"
+        "Met vriendelijke groet,\nMohamed el Amrani"
+    )
+    assert await page.input_value("#composer") == expected
+    assert await suggestion.is_hidden()
+    await page.click("#send")
+    sent = page.locator(".message.outbound", has_text="De offerte voor Prins Bouw")
+    await sent.wait_for()
+    await sent.locator(".status[data-status=sent]").wait_for()  # the worker sent it over SMTP
+    assert await page.input_value("#composer") == ""
+    async with sessions() as session:
+        reply = (
+            await session.scalars(select(Message).where(Message.direction == "outbound"))
+        ).one()
+    assert (reply.text, reply.status, reply.meta["to"]) == (expected, "sent", "karin@prinsbouw.nl")
+    mails = [m for m in smtp_sink.messages if b"De offerte voor Prins Bouw" in bytes(m.content)]
+    assert len(mails) == 1 and mails[0].rcpt_tos == ["karin@prinsbouw.nl"]
+
+
+async def test_a_canned_reply_saved_from_the_composer_is_picked_from_the_list_in_dutch(
+    page: Any, server: str, sessions: Sessions, screenshots: Path
+) -> None:
+    world = await demo(sessions)
+    await conversation(
+        sessions,
+        channel_id=world["channels"]["webform"].id,
+        subject="Levering kozijnen",
+        team_id=world["teams"]["Verkoop"],
+        last_message_at=datetime.now(UTC),
+    )
+    await log_in(page, server, "pieter@switchboard.test")  # a manager of Verkoop
+    await page.locator("#rows .row", has_text="Levering kozijnen").click()
+    await page.fill("#composer", "Wij bellen u over {{conversation.subject}}, {{agent.first_name}}")
+    await page.select_option("#canned", value="manage")
+    dialog = page.locator("#canned-dialog")
+    await dialog.wait_for()
+    await dialog.locator("input[name=title]").fill("Terugbellen")
+    await dialog.locator("input[name=shortcut]").fill("/bel")
+    await dialog.locator("select[name=scope]").select_option(label="Team: Verkoop")
+    await page.screenshot(path=str(screenshots / "canned-dialog.png"))
+    await dialog.locator("button[type=submit]").click()
+    await dialog.wait_for(state="detached")
+    async with sessions() as session:
+        saved = (await session.scalars(select(CannedReply))).one()
+    assert (saved.title, saved.shortcut, saved.team_id, saved.owner_id) == (
+        "Terugbellen",
+        "bel",
+        world["teams"]["Verkoop"],
+        None,
+    )
+    await page.fill("#composer", "")
+    await page.click("#lang")  # Dutch: the list's own entries follow the language
+    await page.locator("#canned option[value=manage]", has_text="beheren").wait_for(
+        state="attached"
+    )
+    await page.select_option("#canned", value=str(saved.id))
+    assert await page.input_value("#composer") == "Wij bellen u over Levering kozijnen, Pieter"
+    await page.click("#send")
+    await page.locator("#composer-error", has_text="no e-mail route").wait_for()
+
+
+async def test_the_matchers_suggestion_is_confirmed_in_one_click(
+    page: Any, server: str, sessions: Sessions, screenshots: Path
+) -> None:
+    world = await demo(sessions)
+    jan = await jan_at_hamerslag(sessions)
+    await log_in(page, server, "mohamed@switchboard.test")
+    await post_form(
+        server,
+        world["channels"]["webform"],
+        {
+            "name": "Jan Visser",  # two Jan Vissers: the one in Almere is likelier, not certain
+            "email": "jan.visser.almere@gmail.com",
+            "city": "Almere",
+            "message": "Is de dakkapel al besteld?",
+        },
+    )
+    await page.locator("#rows .row", has_text="Jan Visser").click()
+    suggestion = page.locator("#panel .suggestions li", has_text="Hamerslag")
+    await suggestion.wait_for()
+    assert "Jan Visser" in await suggestion.inner_text()
+    assert await page.locator("#panel .suggestions li").count() == 2  # the other Jan Visser too
+    await page.screenshot(path=str(screenshots / "match-suggestion.png"))
+    await suggestion.locator("button.confirm").click()
+    await page.locator("#panel .relation h4", has_text="Hamerslag").wait_for()
+    await page.locator("#panel .suggestions").wait_for(state="detached")
+    async with sessions() as session:
+        linked = (
+            await session.scalars(select(Conversation).where(Conversation.contact_id.is_not(None)))
+        ).one()
+    assert (linked.contact_id, linked.relation_id) == (jan.id, jan.relation_id)

@@ -21,7 +21,9 @@ const I18N = {
     internal: "Interne notitie", you: "u", form: "Formulier", call: "Telefoongesprek", recording: "Opname",
     inbound: "inkomend", outbound: "uitgaand", answered: "beantwoord", missed: "gemist", busy: "bezet",
     duration: "duur", agent: "medewerker", attachments: "Bijlagen", canned: "Standaardantwoorden…",
-    saveCanned: "Huidige tekst bewaren als standaardantwoord", deleteCanned: "Standaardantwoord verwijderen…",
+    saveCanned: "Standaardantwoord bewaren", manageCanned: "Standaardantwoorden beheren…", cannedMine: "Eigen",
+    cannedEveryone: "Iedereen", cannedTitle: "Titel", cannedShortcut: "Snelkoppeling (/…)", cannedBody: "Tekst",
+    cannedScope: "Voor", placeholders: "Invulvelden", language: "Taal", save: "Opslaan", delete: "Verwijderen",
     via: "via", to: "aan", replyHint: "Antwoord gaat via het kanaal van de klant (Ctrl+Enter verstuurt)",
     noteHint: "Alleen zichtbaar voor collega's (Ctrl+Enter slaat op)",
     contact: "Contactpersoon", relation: "Relatie", lead: "Lead", project: "Project", manager: "Accountmanager",
@@ -52,7 +54,9 @@ const I18N = {
     internal: "Internal note", you: "you", form: "Form", call: "Phone call", recording: "Recording",
     inbound: "inbound", outbound: "outbound", answered: "answered", missed: "missed", busy: "busy",
     duration: "duration", agent: "agent", attachments: "Attachments", canned: "Canned replies…",
-    saveCanned: "Save current text as a canned reply", deleteCanned: "Delete a canned reply…",
+    saveCanned: "Save a canned reply", manageCanned: "Manage canned replies…", cannedMine: "Mine",
+    cannedEveryone: "Everyone", cannedTitle: "Title", cannedShortcut: "Shortcut (/…)", cannedBody: "Text",
+    cannedScope: "For", placeholders: "Placeholders", language: "Language", save: "Save", delete: "Delete",
     via: "via", to: "to", replyHint: "The reply goes out on the customer's channel (Ctrl+Enter sends)",
     noteHint: "Only colleagues see this (Ctrl+Enter saves)",
     contact: "Contact", relation: "Relation", lead: "Lead", project: "Project", manager: "Account manager",
@@ -66,21 +70,13 @@ const I18N = {
     close: "Close", sla: "SLA", firstResponse: "first response",
   },
 };
-const CANNED_DEFAULTS = {
-  nl: ["Dank voor uw bericht. Wij komen er vandaag bij u op terug.",
-    "Wij hebben uw aanvraag ontvangen en sturen u binnen twee werkdagen een offerte.",
-    "Kunt u uw ordernummer doorgeven? Dan zoeken wij het direct voor u uit."],
-  en: ["Thank you for your message. We will get back to you today.",
-    "We received your request and will send you a quote within two working days.",
-    "Could you send us your order number? We will look into it right away."],
-};
 const LOCALE = { nl: "nl-NL", en: "en-GB" };
 
 const state = {
   lang: "nl", me: null, csrf: null, users: [], teams: [], channels: [], features: {},
   filters: { view: "all", status: "open", team: "", channel: "", label: "", q: "" },
   items: [], cursor: null, nextCursor: null, current: null, conversation: null,
-  messages: [], history: [], mode: "reply", tab: "thread", socket: null, retry: 0,
+  messages: [], history: [], canned: [], placeholders: [], mode: "reply", tab: "thread", socket: null, retry: 0,
   clockSkew: 0, polling: new Set(), listTimer: null, viewTimer: null,
 };
 
@@ -604,43 +600,217 @@ function originalToggle(m) {
 
 // --- composer -------------------------------------------------------------------------------
 
-function cannedList() {
-  try { return JSON.parse(localStorage.getItem("canned") || "[]"); } catch (_) { return []; }
+// Canned replies live on the server (/api/canned-replies): everyone's, the user's teams' and
+// their own. Placeholders such as {{contact.first_name}} are filled in here, from the panel.
+
+async function importBrowserCanned() {
+  // Before the server kept them, canned replies were plain texts in this browser: move them over once.
+  let texts = [];
+  try { texts = JSON.parse(localStorage.getItem("canned") || "[]"); } catch (_) { /* nothing to move */ }
+  for (const text of Array.isArray(texts) ? texts : []) {
+    if (typeof text !== "string" || !text.trim()) continue;
+    const body = text.replaceAll("{name}", "{{contact.name}}").replaceAll("{agent}", "{{agent.name}}")
+      .replaceAll("{subject}", "{{conversation.subject}}");
+    try {
+      await api("POST", "/api/canned-replies", { title: firstWords(text), body });
+    } catch (error) {
+      if (error.status !== 422 && error.status !== 409) return;  // keep them for the next visit
+    }
+  }
+  localStorage.removeItem("canned");
+}
+
+function firstWords(text) {
+  const line = text.trim().split("\n")[0];
+  return line.length > 60 ? `${line.slice(0, 57)}…` : line;
+}
+
+async function loadCanned() {
+  try {
+    const data = await api("GET", "/api/canned-replies");
+    state.canned = data.items;
+    state.placeholders = data.placeholders;
+  } catch (_) { state.canned = []; }
+  document.querySelectorAll("#canned").forEach(fillCannedSelect);
+}
+
+function firstWord(text) { return (text || "").trim().split(/\s+/)[0] || ""; }
+
+function placeholderValues() {
+  const c = state.conversation || {}, p = state.panel || {};
+  const contact = p.contact || {}, lead = p.lead || {}, relation = p.relation || {};
+  const name = contact.full_name || lead.name || "";
+  return {
+    "contact.first_name": contact.first_name || firstWord(name),
+    "contact.last_name": contact.last_name || "",
+    "contact.name": name,
+    "relation.name": relation.name || lead.company || "",
+    "agent.name": state.me.name,
+    "agent.first_name": firstWord(state.me.name),
+    "conversation.subject": c.subject || "",
+  };
 }
 
 function fillTemplate(text) {
-  const c = state.conversation || {};
-  const customer = (state.panel && (state.panel.contact?.full_name || state.panel.lead?.name)) || "";
-  return text.replaceAll("{name}", customer).replaceAll("{agent}", state.me.name).replaceAll("{subject}", c.subject || "");
+  const values = placeholderValues();
+  return text.replace(/\{\{\s*([^{}]*?)\s*\}\}/g, (_, name) => values[name] ?? "");
+}
+
+function customerLanguage() {
+  return (state.panel && state.panel.contact && state.panel.contact.language) || null;
+}
+
+function cannedOrder(items) {
+  // The customer's language first, then the language-less ones, then the rest.
+  const lang = customerLanguage() || state.lang;
+  const rank = (x) => (x.language === lang ? 0 : x.language ? 2 : 1);
+  return [...items].sort((a, b) => rank(a) - rank(b));
+}
+
+function cannedLabel(x) {
+  return `${x.title}${x.shortcut ? `  /${x.shortcut}` : ""}${x.language ? ` (${x.language})` : ""}`;
+}
+
+function fillCannedSelect(select) {
+  const groups = new Map();
+  for (const x of cannedOrder(state.canned || [])) {
+    const key = x.scope === "personal" ? t("cannedMine") : x.scope === "team" ? (x.team_name || t("team")) : t("cannedEveryone");
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(x);
+  }
+  select.replaceChildren(el("option", { value: "" }, t("canned")),
+    ...[...groups].map(([label, items]) => el("optgroup", { label }, items.map((x) => el("option", { value: x.id }, cannedLabel(x))))),
+    el("option", { value: "manage" }, t("manageCanned")));
+}
+
+function insertText(textarea, text, from = textarea.selectionStart, to = textarea.selectionEnd) {
+  const before = textarea.value.slice(0, from), after = textarea.value.slice(to);
+  const glue = before && !/\s$/.test(before) ? "\n" : "";
+  textarea.value = `${before}${glue}${text}${after}`;
+  const caret = before.length + glue.length + text.length;
+  textarea.setSelectionRange(caret, caret);
+  textarea.dispatchEvent(new Event("input"));
+}
+
+function useCanned(textarea, reply, from, to) {
+  insertText(textarea, fillTemplate(reply.body), from, to);
+  textarea.focus();
 }
 
 function cannedSelect(textarea) {
   const select = el("select", { id: "canned", "aria-label": t("canned") });
-  const fill = () => {
-    const own = cannedList();
-    select.replaceChildren(el("option", { value: "" }, t("canned")),
-      el("optgroup", { label: "Switchboard" }, (CANNED_DEFAULTS[state.lang] || []).map((x) => el("option", { value: `d:${x}` }, x.slice(0, 70)))),
-      own.length ? el("optgroup", { label: "★" }, own.map((x, i) => el("option", { value: `o:${i}` }, x.slice(0, 70)))) : null,
-      el("option", { value: "save" }, t("saveCanned")),
-      own.length ? el("option", { value: "delete" }, t("deleteCanned")) : null);
-  };
-  fill();
+  fillCannedSelect(select);
   select.addEventListener("change", () => {
-    const value = select.value, own = cannedList();
-    if (value === "save" && textarea.value.trim()) {
-      localStorage.setItem("canned", JSON.stringify([...own, textarea.value.trim()].slice(-100)));
-    } else if (value === "delete") {
-      const which = window.prompt(own.map((x, i) => `${i + 1}. ${x.slice(0, 50)}`).join("\n"));
-      const index = Number(which) - 1;
-      if (Number.isInteger(index) && own[index] != null) { own.splice(index, 1); localStorage.setItem("canned", JSON.stringify(own)); }
-    } else if (value.startsWith("d:") || value.startsWith("o:")) {
-      const text = fillTemplate(value.startsWith("d:") ? value.slice(2) : own[Number(value.slice(2))] || "");
-      textarea.value = textarea.value ? `${textarea.value}\n${text}` : text;
-    }
-    fill();
-    textarea.focus();
+    const value = select.value;
+    select.value = "";
+    if (value === "manage") { cannedDialog(textarea); return; }
+    const reply = (state.canned || []).find((x) => String(x.id) === value);
+    if (reply) useCanned(textarea, reply);
   });
   return select;
+}
+
+// Typing /shortcut in the composer offers the matching replies; Enter or Tab takes one.
+function slashToken(textarea) {
+  const upto = textarea.value.slice(0, textarea.selectionStart);
+  const match = upto.match(/(^|\s)\/([\w-]*)$/);
+  return match ? { word: match[2].toLowerCase(), from: upto.length - match[2].length - 1 } : null;
+}
+
+function slashMenu(textarea) {
+  const menu = el("ul", { id: "canned-suggest", class: "suggest", role: "listbox", hidden: true });
+  let token = null, active = 0, shown = [];
+  const close = () => { menu.hidden = true; shown = []; };
+  const pick = (reply) => { close(); useCanned(textarea, reply, token.from, textarea.selectionStart); };
+  const render = () => {
+    menu.replaceChildren(...shown.map((x, i) => el("li", { role: "option", class: i === active ? "active" : "", "data-shortcut": x.shortcut || "",
+      onmousedown: (event) => { event.preventDefault(); pick(x); } },
+    el("b", {}, x.shortcut ? `/${x.shortcut}` : x.title), " ", el("span", { class: "muted" }, fillTemplate(x.body).slice(0, 80)))));
+    menu.hidden = !shown.length;
+  };
+  textarea.addEventListener("input", () => {
+    token = slashToken(textarea);
+    if (!token) { close(); return; }
+    const starts = (x) => x.shortcut && x.shortcut.startsWith(token.word);
+    const titled = (x) => !x.shortcut && token.word && x.title.toLowerCase().startsWith(token.word);
+    shown = cannedOrder((state.canned || []).filter((x) => starts(x) || titled(x))).slice(0, 8);
+    active = 0;
+    render();
+  });
+  textarea.addEventListener("keydown", (event) => {
+    if (menu.hidden || event.ctrlKey || event.metaKey) return;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      active = (active + (event.key === "ArrowDown" ? 1 : shown.length - 1)) % shown.length;
+      render();
+    } else if (event.key === "Enter" || event.key === "Tab") {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      pick(shown[active]);
+    } else if (event.key === "Escape") {
+      event.stopImmediatePropagation();
+      close();
+    }
+  });
+  textarea.addEventListener("blur", close);
+  return menu;
+}
+
+// Save the composer's text as a reply (own, a team's for managers, everyone's for admins)
+// and remove the ones you may change.
+function cannedDialog(textarea) {
+  byId("canned-dialog")?.remove();
+  const me = state.me;
+  const scopes = [el("option", { value: "personal" }, t("cannedMine"))];
+  if (me.role === "manager" || me.role === "admin") {
+    const teams = me.role === "admin" ? state.teams : state.teams.filter((x) => me.team_ids.includes(x.id));
+    teams.forEach((x) => scopes.push(el("option", { value: `team:${x.id}` }, `${t("team")}: ${x.name}`)));
+  }
+  if (me.role === "admin") scopes.push(el("option", { value: "everyone" }, t("cannedEveryone")));
+  const field = (label, control) => el("label", {}, el("span", {}, label), control);
+  const title = el("input", { name: "title", required: true, maxlength: 200 });
+  const shortcut = el("input", { name: "shortcut", maxlength: 41, placeholder: "/offerte", pattern: "/?[a-zA-Z0-9][a-zA-Z0-9_\\-]*" });
+  const body = el("textarea", { name: "body", rows: 5, required: true });
+  body.value = textarea.value;
+  const scope = el("select", { name: "scope" }, scopes);
+  const language = el("select", { name: "language" }, el("option", { value: "" }, "—"),
+    el("option", { value: "nl" }, "Nederlands"), el("option", { value: "en" }, "English"));
+  const problem = el("p", { class: "error", role: "alert" });
+  const list = el("ul", { class: "plain canned-own" });
+  const dialog = el("dialog", { id: "canned-dialog", class: "canned-dialog" });
+  const renderOwn = () => list.replaceChildren(...(state.canned || []).filter((x) => x.editable).map((x) =>
+    el("li", { "data-id": x.id }, el("span", {}, cannedLabel(x)), " ",
+      el("button", { type: "button", class: "ghost delete", onclick: async () => {
+        try { await api("DELETE", `/api/canned-replies/${x.id}`); } catch (error) { problem.textContent = error.message; return; }
+        await loadCanned();
+        renderOwn();
+      } }, t("delete")))));
+  const form = el("form", { method: "dialog" },
+    el("h3", {}, t("saveCanned")),
+    field(t("cannedTitle"), title), field(t("cannedShortcut"), shortcut), field(t("cannedBody"), body),
+    el("p", { class: "muted hint" }, `${t("placeholders")}: ${(state.placeholders || []).map((x) => `{{${x}}}`).join(" ")}`),
+    field(t("cannedScope"), scope), field(t("language"), language), problem,
+    el("div", { class: "send-row" },
+      el("button", { type: "button", class: "ghost", onclick: () => dialog.close() }, t("close")),
+      el("button", { type: "submit", class: "primary" }, t("save"))),
+    el("h3", {}, t("manageCanned")), list);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const [kind, teamId] = scope.value.split(":");
+    try {
+      await api("POST", "/api/canned-replies", { title: title.value.trim(), body: body.value,
+        shortcut: shortcut.value.trim() || null, language: language.value || null,
+        scope: kind, team_id: teamId ? Number(teamId) : null });
+    } catch (error) { problem.textContent = error.message; return; }
+    await loadCanned();
+    dialog.close();
+  });
+  dialog.append(form);
+  dialog.addEventListener("close", () => { dialog.remove(); textarea.focus(); });
+  document.body.append(dialog);
+  renderOwn();
+  dialog.showModal();
+  title.focus();
 }
 
 function composerBox(c) {
@@ -652,7 +822,7 @@ function composerBox(c) {
     onclick: () => { state.mode = name; updateComposer(byId("composer-box")); textarea.focus(); } }, t(name));
   const box = el("div", { id: "composer-box", class: `composer mode-${state.mode}` },
     el("div", { class: "modes" }, mode("reply"), mode("note"), cannedSelect(textarea)),
-    textarea, el("div", { class: "send-row" }, hint, send), problem);
+    slashMenu(textarea), textarea, el("div", { class: "send-row" }, hint, send), problem);
   const submit = async () => {
     const text = textarea.value.trim();
     if (!text || send.disabled) return;
@@ -693,6 +863,8 @@ function updateComposer(box) {
   box.querySelector("#send").textContent = state.mode === "note" ? t("sendNote") : t("send");
   box.querySelector(".hint").textContent = state.mode === "note" ? t("noteHint") : t("replyHint");
   box.querySelector("#composer").setAttribute("aria-label", t(state.mode));
+  const canned = box.querySelector("#canned");
+  if (canned) fillCannedSelect(canned);
 }
 
 async function pollStatus(conversationId, messageId) {
@@ -1051,7 +1223,7 @@ async function main() {
   }
   document.addEventListener("keydown", keys);
   window.addEventListener("popstate", () => { const id = routeFromUrl(); if (id) openConversation(id); });
-  await loadList();
+  await Promise.all([loadList(), importBrowserCanned().then(loadCanned)]);
   const id = routeFromUrl();
   if (id) await openConversation(id);
   connect();
