@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 import inbox.api_bot  # (registers the bot's routes)
 import inbox.api_canned  # (registers the canned replies' routes)
+import inbox.api_crm  # (registers contacts, relations, merges, duplicates)
 import inbox.api_matching  # (registers the matcher's routes)
 import inbox.api_panel
 import inbox.api_routing  # noqa: F401  (registers the routing and SLA routes)

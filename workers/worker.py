@@ -14,6 +14,7 @@ from inbox.db import make_engine, make_sessions
 from inbox.ingest import Policy
 from inbox.settings import Settings
 from workers import bot as chat
+from workers.dedup import duplicate_clusters
 from workers.jobs import Ctx, process_event, recover_pending, replay_events, send_message
 from workers.mailbox import SESSION_S, schedule_mailboxes, sync_mailbox
 from workers.sla import (
@@ -47,6 +48,7 @@ CRON_JOBS = [
     cron(drain_queues, second=set(range(0, 60, 10)), unique=True, run_at_startup=False),
     cron(deliver_notifications, second=set(range(2, 60, 5)), unique=True, run_at_startup=False),
     cron(send_acknowledgements, second=set(range(1, 60, 5)), unique=True, run_at_startup=False),
+    cron(duplicate_clusters, minute={17}, second={0}, unique=True, run_at_startup=False),
     *chat.CRON_JOBS,
 ]
 

@@ -1,0 +1,523 @@
+"""Duplicates: likely duplicates on create, duplicate clusters for review, merge and undo.
+
+A new contact is a duplicate candidate when the matcher, given its fields as a sender, finds an
+existing contact above the review threshold: the same evidence (names, company, domain, address,
+number, city) that links an inbound message. Relations compare their names without legal form
+(trigram index on normalized_name), KvK number and company domain.
+
+A merge moves every row that points at the source (identities, conversations, activities, tasks,
+leads, reviews; for a relation also its contacts and projects) to the target in a few set-based
+UPDATEs, fills the target's empty fields from the source, records the source row and the ids
+that moved, and deletes the source. Undo puts the source back with its own id and moves exactly
+those rows back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlalchemy import Table, delete, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm import normalizers
+from crm.base import Base
+from crm.matcher import Candidate, MatchConfig, Sender, match_sender
+from crm.models import (
+    Activity,
+    Contact,
+    DuplicateCandidate,
+    Identity,
+    Lead,
+    MatchReview,
+    Merge,
+    Project,
+    Relation,
+    Task,
+)
+
+RELATION_THRESHOLD = 0.85
+
+
+@dataclass
+class Duplicate:
+    id: int
+    title: str
+    score: float
+    reasons: dict[str, str]
+
+
+async def contact_duplicates(
+    session: AsyncSession,
+    *,
+    name: str,
+    relation_id: int | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    city: str | None = None,
+    config: MatchConfig | None = None,
+) -> list[Duplicate]:
+    """Existing contacts this new one likely is (best first)."""
+    cfg = config or MatchConfig()
+    company = None
+    if relation_id is not None:
+        company = await session.scalar(select(Relation.name).where(Relation.id == relation_id))
+    decision = await match_sender(
+        session,
+        Sender(email=email, phone=phone, name=name, company=company, city=city),
+        config=cfg,
+    )
+    found: list[Candidate] = list(decision.candidates)
+    if decision.contact_id is not None and all(c.contact_id != decision.contact_id for c in found):
+        found.insert(
+            0,
+            Candidate(decision.contact_id, decision.relation_id, decision.score, decision.reasons),
+        )
+    return [
+        Duplicate(c.contact_id, c.name or "", round(c.score, 4), c.reasons)
+        for c in found
+        if c.contact_id is not None and c.score >= cfg.review
+    ]
+
+
+def relation_score(a: str, b: str) -> float:
+    """Two company names without legal form, folded: 1.0 the same, lower as they differ."""
+    x, y = normalizers.company(a), normalizers.company(b)
+    if not x or not y:
+        return 0.0
+    return max(fuzz.ratio(x, y), fuzz.token_sort_ratio(x, y)) / 100
+
+
+async def relation_duplicates(
+    session: AsyncSession,
+    *,
+    name: str,
+    kvk_number: str | None = None,
+    website: str | None = None,
+) -> list[Duplicate]:
+    """Existing relations this new one likely is: name (trigram index), KvK number or domain."""
+    normalized = normalizers.company(name)
+    rows = (
+        await session.execute(
+            text(
+                """SELECT id, name, 'name' AS why FROM relations
+                   WHERE normalized_name % :name OR normalized_name = :name
+                   UNION SELECT id, name, 'kvk' FROM relations
+                   WHERE CAST(:kvk AS text) IS NOT NULL AND kvk_number = :kvk
+                   UNION SELECT r.id, r.name, 'domain' FROM identities i
+                   JOIN relations r ON r.id = i.relation_id
+                   WHERE i.kind = 'domain' AND i.value = :domain
+                   LIMIT 50"""
+            ),
+            {"name": normalized, "kvk": kvk_number or None, "domain": domain_of(website)},
+        )
+    ).all()
+    found: dict[int, Duplicate] = {}
+    for row in rows:
+        if row.why == "name":
+            score = relation_score(name, row.name)
+            if score < RELATION_THRESHOLD:
+                continue
+            reason = f"{normalizers.company(row.name)} ≈ {normalized} ({score * 100:.0f})"
+        else:
+            score, reason = 1.0, f"same {row.why}"
+        best = found.get(row.id)
+        if best is None or score > best.score:
+            found[row.id] = Duplicate(row.id, row.name, round(score, 4), {row.why: reason})
+    return sorted(found.values(), key=lambda d: -d.score)
+
+
+def domain_of(website: str | None) -> str | None:
+    if not website:
+        return None
+    host = website.lower().split("//", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return host.removeprefix("www.") or None
+
+
+async def lead_duplicates(
+    session: AsyncSession,
+    *,
+    name: str | None,
+    company: str | None,
+    email: str | None,
+    phone: str | None,
+) -> list[dict[str, Any]]:
+    """Leads and contacts a new lead likely is: the same address or number, or the matcher's."""
+    out: list[dict[str, Any]] = []
+    keys = []
+    if email and (address := normalizers.email(email)):
+        keys.append(("email", normalizers.email_key(address)))
+    if phone and (number := normalizers.phone(phone)):
+        keys.append(("phone", number))
+    for kind, key in keys:
+        rows = (
+            await session.execute(
+                select(Identity.lead_id, Identity.contact_id).where(
+                    Identity.kind == kind, Identity.key == key
+                )
+            )
+        ).all()
+        for row in rows:
+            if row.lead_id:
+                out.append(
+                    {"kind": "lead", "id": row.lead_id, "score": 1.0, "reasons": {kind: "same"}}
+                )
+            if row.contact_id:
+                out.append(
+                    {
+                        "kind": "contact",
+                        "id": row.contact_id,
+                        "score": 1.0,
+                        "reasons": {kind: "same"},
+                    }
+                )
+    if name and not out:
+        for d in await contact_duplicates(session, name=name, email=email, phone=phone):
+            out.append({"kind": "contact", "id": d.id, "score": d.score, "reasons": d.reasons})
+        if company and not out:
+            for d in await relation_duplicates(session, name=company):
+                out.append({"kind": "relation", "id": d.id, "score": d.score, "reasons": d.reasons})
+    unique: dict[tuple[str, int], dict[str, Any]] = {}
+    for item in out:
+        unique.setdefault((item["kind"], item["id"]), item)
+    return list(unique.values())
+
+
+# --- merge and undo ------------------------------------------------------------------------------
+
+# What points at a record of each kind: (model, column). Rows move from source to target.
+POINTERS: dict[str, list[tuple[Any, str]]] = {
+    "contact": [
+        (Identity, "contact_id"),
+        (Activity, "contact_id"),
+        (Task, "contact_id"),
+        (MatchReview, "contact_id"),
+        (Lead, "converted_contact_id"),
+    ],
+    "relation": [
+        (Identity, "relation_id"),
+        (Contact, "relation_id"),
+        (Project, "relation_id"),
+        (Activity, "relation_id"),
+        (Task, "relation_id"),
+    ],
+    "lead": [(Identity, "lead_id"), (Activity, "lead_id"), (Task, "lead_id")],
+}
+MODELS: dict[str, Any] = {"contact": Contact, "relation": Relation, "lead": Lead}
+# Fields a merge may fill on the target when it has none (and undo empties again).
+FILLABLE = {
+    "contact": ("first_name", "last_name", "job_title", "city", "language", "external_id"),
+    "relation": ("abc_class", "account_manager_id", "team_id", "region", "branch", "kvk_number", "website", "external_id"),
+    "lead": ("name", "company", "owner_id", "source_detail"),
+}  # fmt: skip
+
+
+class MergeError(ValueError):
+    pass
+
+
+def _conversation_pointer(kind: str) -> str:
+    return {"contact": "contact_id", "relation": "relation_id", "lead": "lead_id"}[kind]
+
+
+async def merge(
+    session: AsyncSession, kind: str, source_id: int, target_id: int, user_id: int | None
+) -> Merge:
+    """Merge source into target (see the module doc); the caller commits."""
+    from inbox.models import Conversation
+
+    if source_id == target_id:
+        raise MergeError("a record cannot be merged into itself")
+    model = MODELS[kind]
+    source = await session.get(model, source_id, with_for_update=True)
+    target = await session.get(model, target_id, with_for_update=True)
+    if source is None or target is None:
+        raise LookupError(kind)
+    table: Table = model.__table__
+    snapshot = {c.name: _json(getattr(source, c.key)) for c in table.columns}
+    moved: dict[str, list[int]] = {}
+    for pointer_model, column in [*POINTERS[kind], (Conversation, _conversation_pointer(kind))]:
+        ids = list(
+            await session.scalars(
+                update(pointer_model)
+                .where(getattr(pointer_model, column) == source_id)
+                .values({column: target_id})
+                .returning(pointer_model.id)
+            )
+        )
+        if ids:
+            moved[f"{pointer_model.__tablename__}.{column}"] = ids
+    filled = []
+    for name in FILLABLE[kind]:
+        if getattr(target, name) in (None, "") and getattr(source, name) not in (None, ""):
+            value = getattr(source, name)
+            if name == "external_id":
+                setattr(source, name, None)
+                await session.flush()
+            setattr(target, name, value)
+            filled.append(name)
+    await session.execute(delete(model).where(model.id == source_id))
+    record = Merge(
+        kind=kind,
+        source_id=source_id,
+        target_id=target_id,
+        snapshot=snapshot,
+        moved={"rows": moved, "filled": filled},
+        user_id=user_id,
+    )
+    session.add(record)
+    await session.execute(
+        update(DuplicateCandidate)
+        .where(
+            DuplicateCandidate.kind == kind,
+            DuplicateCandidate.status == "open",
+            (DuplicateCandidate.record_id == source_id)
+            | (DuplicateCandidate.other_id == source_id),
+        )
+        .values(status="merged")
+    )
+    await session.flush()
+    return record
+
+
+async def undo(session: AsyncSession, merge_id: int) -> Merge:
+    """Put the source back with its own id and move back exactly what the merge moved."""
+    from inbox.models import Conversation
+
+    record = await session.get(Merge, merge_id, with_for_update=True)
+    if record is None:
+        raise LookupError("merge")
+    if record.undone_at is not None:
+        raise MergeError("this merge was already undone")
+    model = MODELS[record.kind]
+    table: Table = model.__table__
+    target = await session.get(model, record.target_id, with_for_update=True)
+    filled = list(record.moved.get("filled", []))
+    if target is not None:
+        for name in filled:
+            setattr(target, name, None)
+        await session.flush()
+    values = {c.name: _unjson(c, record.snapshot.get(c.name)) for c in table.columns}
+    await session.execute(insert(table).values(values))
+    pointers = {f"{m.__tablename__}.{c}": (m, c) for m, c in POINTERS[record.kind]}
+    pointers[f"conversations.{_conversation_pointer(record.kind)}"] = (
+        Conversation,
+        _conversation_pointer(record.kind),
+    )
+    for key, ids in record.moved.get("rows", {}).items():
+        pointer_model, column = pointers[key]
+        await session.execute(
+            update(pointer_model)
+            .where(pointer_model.id.in_(ids))
+            .values({column: record.source_id})
+        )
+    record.undone_at = datetime.now(UTC)
+    await session.flush()
+    return record
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _unjson(column: Any, value: Any) -> Any:
+    if value is not None and column.type.python_type is datetime:
+        return datetime.fromisoformat(value)
+    return value
+
+
+# --- the periodic duplicate job ------------------------------------------------------------------
+
+_CONTACT_PAIRS = text(
+    """SELECT a.id AS a, b.id AS b FROM contacts a
+       JOIN contacts b ON b.relation_id = a.relation_id AND b.id > a.id
+        AND lower(b.last_name) = lower(a.last_name)
+        AND left(lower(b.first_name), 1) = left(lower(a.first_name), 1)
+       WHERE a.relation_id IS NOT NULL
+       UNION
+       SELECT least(x.contact_id, y.contact_id), greatest(x.contact_id, y.contact_id)
+       FROM identities x JOIN identities y ON y.key = x.key AND y.kind = x.kind AND y.id <> x.id
+       WHERE x.contact_id IS NOT NULL AND y.contact_id IS NOT NULL AND x.contact_id <> y.contact_id
+       LIMIT 20000"""
+)
+_RELATION_PAIRS = text(
+    """SELECT a.id AS a, b.id AS b FROM relations a
+       JOIN relations b ON b.normalized_name = a.normalized_name AND b.id > a.id
+       UNION SELECT a.id, b.id FROM relations a
+       JOIN relations b ON b.kvk_number = a.kvk_number AND b.id > a.id
+       WHERE a.kvk_number IS NOT NULL AND a.kvk_number <> ''
+       LIMIT 20000"""
+)
+
+
+async def find_clusters(session: AsyncSession) -> int:
+    """Score blocked pairs, store the likely ones with their cluster; returns pairs stored."""
+    stored = 0
+    contact_pairs = [(r.a, r.b) for r in (await session.execute(_CONTACT_PAIRS)).all()]
+    contacts = await _contact_rows(session, {i for p in contact_pairs for i in p})
+    scored: list[tuple[str, int, int, float, dict[str, str]]] = []
+    for a, b in contact_pairs:
+        if a in contacts and b in contacts:
+            score, reasons = contact_pair_score(contacts[a], contacts[b])
+            if score >= 0.5:
+                scored.append(("contact", a, b, score, reasons))
+    relation_pairs = (await session.execute(_RELATION_PAIRS)).all()
+    names = {
+        r.id: r.name
+        for r in (
+            await session.execute(
+                select(Relation.id, Relation.name).where(
+                    Relation.id.in_({i for p in relation_pairs for i in (p.a, p.b)})
+                )
+            )
+        ).all()
+    }
+    for p in relation_pairs:
+        score = relation_score(names.get(p.a, ""), names.get(p.b, ""))
+        scored.append(
+            (
+                "relation",
+                p.a,
+                p.b,
+                max(score, 0.9),
+                {"name": f"{names.get(p.a)} / {names.get(p.b)}"},
+            )
+        )
+    clusters = _components([(kind, a, b) for kind, a, b, _, _ in scored])
+    for kind, a, b, score, reasons in scored:
+        result = await session.execute(
+            text(
+                """INSERT INTO duplicate_candidates (kind, record_id, other_id, cluster, score, reasons, status, created_at)
+                   VALUES (:kind, :a, :b, :cluster, :score, CAST(:reasons AS jsonb), 'open', now())
+                   ON CONFLICT (kind, record_id, other_id) DO UPDATE SET cluster = excluded.cluster,
+                     score = excluded.score, reasons = excluded.reasons
+                   WHERE duplicate_candidates.status = 'open'"""
+            ),
+            {
+                "kind": kind,
+                "a": a,
+                "b": b,
+                "cluster": clusters[(kind, a)],
+                "score": round(score, 4),
+                "reasons": _dumps(reasons),
+            },
+        )
+        stored += int(getattr(result, "rowcount", 0) or 0)
+    return stored
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _components(edges: list[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
+    """Union-find over the pairs: each record's cluster is its smallest connected id."""
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def find(x: tuple[str, int]) -> tuple[str, int]:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for kind, a, b in edges:
+        ra, rb = find((kind, a)), find((kind, b))
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x)[1] for x in list(parent)}
+
+
+@dataclass
+class ContactRow:
+    id: int
+    first_name: str
+    last_name: str
+    full_name: str
+    relation: str
+    city: str
+    emails: set[str]
+    phones: set[str]
+
+
+async def _contact_rows(session: AsyncSession, ids: set[int]) -> dict[int, ContactRow]:
+    if not ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(
+                Contact.id,
+                Contact.first_name,
+                Contact.last_name,
+                Contact.full_name,
+                Contact.city,
+                Relation.name,
+            )
+            .outerjoin(Relation, Relation.id == Contact.relation_id)
+            .where(Contact.id.in_(ids))
+        )
+    ).all()
+    out = {
+        r.id: ContactRow(
+            r.id,
+            r.first_name or "",
+            r.last_name or "",
+            r.full_name,
+            r.name or "",
+            r.city or "",
+            set(),
+            set(),
+        )
+        for r in rows
+    }
+    for i in (
+        await session.execute(
+            select(Identity.contact_id, Identity.kind, Identity.key).where(
+                Identity.contact_id.in_(ids)
+            )
+        )
+    ).all():
+        if i.contact_id in out and i.key:
+            (out[i.contact_id].emails if i.kind == "email" else out[i.contact_id].phones).add(i.key)
+    return out
+
+
+def contact_pair_score(a: ContactRow, b: ContactRow) -> tuple[float, dict[str, str]]:
+    """How likely two contacts are one person: names, company, shared address or number, city."""
+    reasons: dict[str, str] = {}
+    if a.emails & b.emails:
+        reasons["email"] = "same address"
+        return 0.99, reasons
+    if a.phones & b.phones:
+        reasons["phone"] = "same number"
+        return 0.97, reasons
+    x = normalizers.person_name(f"{a.first_name} {a.last_name}".strip() or a.full_name)
+    y = normalizers.person_name(f"{b.first_name} {b.last_name}".strip() or b.full_name)
+    surname = fuzz.ratio(x.surname, y.surname) / 100
+    if x.given and y.given:
+        given = fuzz.ratio(x.given[0], y.given[0]) / 100
+    elif x.initials and y.initials:
+        given = 0.9 if x.initials[0] == y.initials[0] else 0.0
+    else:
+        given = 0.6
+    company = (
+        fuzz.token_set_ratio(normalizers.company(a.relation), normalizers.company(b.relation)) / 100
+        if a.relation and b.relation
+        else 0.6
+    )
+    score = 0.45 * surname + 0.35 * given + 0.2 * company
+    reasons["surname"] = f"{x.surname} / {y.surname} ({surname * 100:.0f})"
+    reasons["given"] = (
+        f"{'/'.join(x.given) or x.initials} / {'/'.join(y.given) or y.initials} ({given * 100:.0f})"
+    )
+    if a.relation and b.relation:
+        reasons["company"] = f"{a.relation} / {b.relation} ({company * 100:.0f})"
+    return round(score, 4), reasons
+
+
+def model_of(kind: str) -> type[Base]:
+    return MODELS[kind]  # type: ignore[no-any-return]

@@ -1,0 +1,551 @@
+"""Contacts, relations and leads over the API: read, create with a duplicate check, update,
+merge and undo, and the duplicate clusters the periodic job found."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import or_, select
+
+from crm import dedup, normalizers
+from crm.matcher import add_identities, identity_keys
+from crm.models import Contact, DuplicateCandidate, Lead, Merge, Relation
+from inbox.api import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
+from inbox.schemas import LeadOut
+from inbox.state import SETTINGS
+
+STAFF = ("admin", "manager")
+NAME = Field(max_length=300)
+
+
+class ContactIn(BaseModel):
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=150)
+    relation_id: int | None = None
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=50)
+    city: str | None = Field(default=None, max_length=100)
+    job_title: str | None = Field(default=None, max_length=150)
+    language: str | None = Field(default=None, max_length=5)
+    external_id: str | None = Field(default=None, max_length=100)
+    force: bool = False  # create even when likely duplicates exist
+
+
+class ContactPatch(BaseModel):
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=150)
+    relation_id: int | None = None
+    city: str | None = Field(default=None, max_length=100)
+    job_title: str | None = Field(default=None, max_length=150)
+    language: str | None = Field(default=None, max_length=5)
+    external_id: str | None = Field(default=None, max_length=100)
+
+
+class ContactOut(BaseModel):
+    id: int
+    first_name: str | None
+    last_name: str | None
+    full_name: str
+    relation_id: int | None
+    city: str | None
+    job_title: str | None
+    language: str | None
+    external_id: str | None
+    created_at: datetime
+
+    model_config = {"from_attributes": True}
+
+
+class ContactPage(BaseModel):
+    items: list[ContactOut]
+    next_cursor: str | None
+
+
+class RelationIn(BaseModel):
+    name: str = NAME
+    status: str | None = Field(default=None, max_length=40)
+    abc_class: str | None = Field(default=None, pattern="^[ABC]$")
+    account_manager_id: int | None = None
+    team_id: int | None = None
+    region: str | None = Field(default=None, max_length=100)
+    branch: str | None = Field(default=None, max_length=100)
+    kvk_number: str | None = Field(default=None, max_length=20)
+    website: str | None = Field(default=None, max_length=300)
+    city: str | None = Field(default=None, max_length=100)
+    external_id: str | None = Field(default=None, max_length=100)
+    force: bool = False
+
+
+class RelationPatch(BaseModel):
+    name: str | None = Field(default=None, max_length=300)
+    status: str | None = Field(default=None, max_length=40)
+    abc_class: str | None = Field(default=None, pattern="^[ABC]$")
+    account_manager_id: int | None = None
+    team_id: int | None = None
+    region: str | None = Field(default=None, max_length=100)
+    branch: str | None = Field(default=None, max_length=100)
+    kvk_number: str | None = Field(default=None, max_length=20)
+    website: str | None = Field(default=None, max_length=300)
+    external_id: str | None = Field(default=None, max_length=100)
+
+
+class RelationOut(BaseModel):
+    id: int
+    name: str
+    status: str
+    abc_class: str | None
+    account_manager_id: int | None
+    team_id: int | None
+    region: str | None
+    branch: str | None
+    kvk_number: str | None
+    website: str | None
+    addresses: list[dict[str, Any]]
+    external_id: str | None
+    created_at: datetime
+
+    model_config = {"from_attributes": True}
+
+
+class RelationPage(BaseModel):
+    items: list[RelationOut]
+    next_cursor: str | None
+
+
+class LeadIn(BaseModel):
+    name: str | None = Field(default=None, max_length=300)
+    company: str | None = Field(default=None, max_length=300)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=50)
+    city: str | None = Field(default=None, max_length=100)
+    force: bool = False
+
+
+class MergeIn(BaseModel):
+    into: int
+
+
+class MergeOut(BaseModel):
+    id: int
+    kind: str
+    source_id: int
+    target_id: int
+    moved: dict[str, Any]
+    user_id: int | None
+    undone_at: datetime | None
+    created_at: datetime
+
+    model_config = {"from_attributes": True}
+
+
+class DuplicateOut(BaseModel):
+    id: int
+    kind: str
+    record_id: int
+    other_id: int
+    cluster: int
+    score: float
+    reasons: dict[str, Any]
+    status: str
+
+    model_config = {"from_attributes": True}
+
+
+def conflict(candidates: list[Any]) -> ApiError:
+    return ApiError(
+        409,
+        "likely_duplicate",
+        "likely duplicates exist: merge, or send force=true to create anyway",
+        {"candidates": candidates},
+    )
+
+
+def page_query(req: ApiRequest, query: Any, model: Any) -> Any:
+    if (cursor := decode_cursor(req.request.query.get("cursor"))) is not None:
+        try:
+            query = query.where(model.id < int(cursor[0]))
+        except (TypeError, ValueError, IndexError):
+            raise ApiError(400, "bad_cursor", "the cursor is not one we gave out") from None
+    return query.order_by(model.id.desc()).limit(51)
+
+
+# --- contacts ----------------------------------------------------------------------------------
+
+
+@API.route(
+    "GET",
+    "/api/contacts",
+    summary="Contacts (relation_id, q by name)",
+    tag="crm",
+    response=ContactPage,
+)
+async def list_contacts(req: ApiRequest) -> ContactPage:
+    query = select(Contact)
+    if relation := req.request.query.get("relation_id"):
+        if not relation.isdigit():
+            raise ApiError(400, "bad_request", "relation_id is a number")
+        query = query.where(Contact.relation_id == int(relation))
+    if q := req.request.query.get("q", "").strip()[:100]:
+        query = query.where(Contact.full_name.ilike(f"{escape_like(q)}%", escape="\\"))
+    async with req.sessions() as session:
+        rows = (await session.scalars(page_query(req, query, Contact))).all()
+    items = [ContactOut.model_validate(c) for c in rows[:50]]
+    return ContactPage(
+        items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > 50 else None
+    )
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@API.route("GET", "/api/contacts/{contact_id}", summary="A contact", tag="crm", response=ContactOut)
+async def get_contact(req: ApiRequest) -> ContactOut:
+    async with req.sessions() as session:
+        contact = await session.get(Contact, req.path_int("contact_id"))
+    if contact is None:
+        raise not_found("contact")
+    return ContactOut.model_validate(contact)
+
+
+@API.route(
+    "POST",
+    "/api/contacts",
+    summary="Create a contact; 409 with the likely duplicates unless force=true",
+    tag="crm",
+    body=ContactIn,
+    response=ContactOut,
+    status=201,
+)
+async def create_contact(req: ApiRequest) -> ContactOut:
+    body: ContactIn = req.body
+    full = " ".join(p for p in (body.first_name, body.last_name) if p).strip()
+    if not full:
+        raise ApiError(422, "invalid", "a contact needs a first or last name")
+    settings = req.request.app[SETTINGS]
+    keys = identity_keys(
+        [body.email] if body.email else [],
+        [body.phone] if body.phone else [],
+        region=settings.default_region,
+    )
+    if body.email and not any(k.kind == "email" for k in keys):
+        raise ApiError(422, "invalid", "not an e-mail address")
+    if body.phone and not any(k.kind == "phone" for k in keys):
+        raise ApiError(422, "invalid", "not a phone number")
+    async with req.sessions() as session, session.begin():
+        if body.relation_id is not None and await session.get(Relation, body.relation_id) is None:
+            raise ApiError(422, "invalid", "no such relation")
+        if not body.force:
+            found = await dedup.contact_duplicates(
+                session,
+                name=full,
+                relation_id=body.relation_id,
+                email=body.email,
+                phone=body.phone,
+                city=body.city,
+                config=settings.match_config(),
+            )
+            if found:
+                raise conflict([d.__dict__ for d in found])
+        contact = Contact(
+            first_name=body.first_name,
+            last_name=body.last_name,
+            full_name=full,
+            relation_id=body.relation_id,
+            city=body.city,
+            job_title=body.job_title,
+            language=body.language,
+            external_id=body.external_id,
+        )
+        session.add(contact)
+        await session.flush()
+        await add_identities(session, keys, contact_id=contact.id)
+    return ContactOut.model_validate(contact)
+
+
+@API.route(
+    "PATCH",
+    "/api/contacts/{contact_id}",
+    summary="Update a contact",
+    tag="crm",
+    body=ContactPatch,
+    response=ContactOut,
+)
+async def update_contact(req: ApiRequest) -> ContactOut:
+    body: ContactPatch = req.body
+    async with req.sessions() as session, session.begin():
+        contact = await session.get(Contact, req.path_int("contact_id"), with_for_update=True)
+        if contact is None:
+            raise not_found("contact")
+        for name, value in body.model_dump(exclude_unset=True).items():
+            setattr(contact, name, value)
+        contact.full_name = (
+            " ".join(p for p in (contact.first_name, contact.last_name) if p) or contact.full_name
+        )
+    return ContactOut.model_validate(contact)
+
+
+# --- relations ---------------------------------------------------------------------------------
+
+
+@API.route(
+    "GET", "/api/relations", summary="Relations (q by name)", tag="crm", response=RelationPage
+)
+async def list_relations(req: ApiRequest) -> RelationPage:
+    query = select(Relation)
+    if q := req.request.query.get("q", "").strip()[:100]:
+        query = query.where(
+            or_(
+                Relation.name.ilike(f"{escape_like(q)}%", escape="\\"),
+                Relation.normalized_name.startswith(normalizers.company(q), autoescape=True),
+            )
+        )
+    async with req.sessions() as session:
+        rows = (await session.scalars(page_query(req, query, Relation))).all()
+    items = [RelationOut.model_validate(r) for r in rows[:50]]
+    return RelationPage(
+        items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > 50 else None
+    )
+
+
+@API.route(
+    "GET", "/api/relations/{relation_id}", summary="A relation", tag="crm", response=RelationOut
+)
+async def get_relation(req: ApiRequest) -> RelationOut:
+    async with req.sessions() as session:
+        relation = await session.get(Relation, req.path_int("relation_id"))
+    if relation is None:
+        raise not_found("relation")
+    return RelationOut.model_validate(relation)
+
+
+@API.route(
+    "POST",
+    "/api/relations",
+    summary="Create a relation; 409 with the likely duplicates unless force=true",
+    tag="crm",
+    body=RelationIn,
+    response=RelationOut,
+    status=201,
+)
+async def create_relation(req: ApiRequest) -> RelationOut:
+    body: RelationIn = req.body
+    if not body.name.strip():
+        raise ApiError(422, "invalid", "a relation needs a name")
+    async with req.sessions() as session, session.begin():
+        if not body.force:
+            found = await dedup.relation_duplicates(
+                session, name=body.name, kvk_number=body.kvk_number, website=body.website
+            )
+            if found:
+                raise conflict([d.__dict__ for d in found])
+        values = body.model_dump(exclude={"force", "city", "status"}, exclude_none=True)
+        relation = Relation(
+            **values,
+            normalized_name=normalizers.company(body.name)[:300],
+            addresses=[{"kind": "visit", "city": body.city}] if body.city else [],
+        )
+        if body.status:
+            relation.status = body.status
+        session.add(relation)
+        try:
+            await session.flush()
+        except Exception as exc:  # an unknown status or a taken external id
+            raise ApiError(
+                422, "invalid", "unknown status, user, team or a taken external_id"
+            ) from exc
+    return RelationOut.model_validate(relation)
+
+
+@API.route(
+    "PATCH",
+    "/api/relations/{relation_id}",
+    summary="Update a relation",
+    tag="crm",
+    body=RelationPatch,
+    response=RelationOut,
+)
+async def update_relation(req: ApiRequest) -> RelationOut:
+    body: RelationPatch = req.body
+    async with req.sessions() as session, session.begin():
+        relation = await session.get(Relation, req.path_int("relation_id"), with_for_update=True)
+        if relation is None:
+            raise not_found("relation")
+        for name, value in body.model_dump(exclude_unset=True).items():
+            setattr(relation, name, value)
+        if body.name:
+            relation.normalized_name = normalizers.company(body.name)[:300]
+        try:
+            await session.flush()
+        except Exception as exc:
+            raise ApiError(
+                422, "invalid", "unknown status, user, team or a taken external_id"
+            ) from exc
+    return RelationOut.model_validate(relation)
+
+
+# --- leads -------------------------------------------------------------------------------------
+
+
+@API.route(
+    "POST",
+    "/api/leads",
+    summary="Create a lead; 409 with the likely duplicates (leads, contacts) unless force=true",
+    tag="leads",
+    body=LeadIn,
+    response=LeadOut,
+    status=201,
+)
+async def create_lead(req: ApiRequest) -> LeadOut:
+    body: LeadIn = req.body
+    if not (body.name or body.company or body.email or body.phone):
+        raise ApiError(422, "invalid", "a lead needs a name, company, e-mail or phone")
+    region = req.request.app[SETTINGS].default_region
+    keys = identity_keys(
+        [body.email] if body.email else [], [body.phone] if body.phone else [], region=region
+    )
+    async with req.sessions() as session, session.begin():
+        if not body.force:
+            found = await dedup.lead_duplicates(
+                session, name=body.name, company=body.company, email=body.email, phone=body.phone
+            )
+            if found:
+                raise conflict(found)
+        lead = Lead(
+            name=body.name,
+            company=body.company,
+            owner_id=req.principal.user_id,
+            fields={"city": body.city} if body.city else {},
+        )
+        session.add(lead)
+        await session.flush()
+        await add_identities(session, keys, lead_id=lead.id)
+    return LeadOut.model_validate(lead)
+
+
+# --- merge and undo ----------------------------------------------------------------------------
+
+
+async def do_merge(req: ApiRequest, kind: str, path_key: str) -> MergeOut:
+    body: MergeIn = req.body
+    async with req.sessions() as session, session.begin():
+        try:
+            record = await dedup.merge(
+                session, kind, req.path_int(path_key), body.into, req.principal.user_id
+            )
+        except LookupError:
+            raise not_found(kind) from None
+        except dedup.MergeError as exc:
+            raise ApiError(422, "invalid", str(exc)) from None
+    return MergeOut.model_validate(record)
+
+
+@API.route(
+    "POST",
+    "/api/contacts/{contact_id}/merge",
+    summary="Merge this contact into another (identities, conversations, activities, tasks move)",
+    tag="crm",
+    roles=STAFF,
+    body=MergeIn,
+    response=MergeOut,
+)
+async def merge_contact(req: ApiRequest) -> MergeOut:
+    return await do_merge(req, "contact", "contact_id")
+
+
+@API.route(
+    "POST",
+    "/api/relations/{relation_id}/merge",
+    summary="Merge this relation into another (contacts, projects, identities, history move)",
+    tag="crm",
+    roles=STAFF,
+    body=MergeIn,
+    response=MergeOut,
+)
+async def merge_relation(req: ApiRequest) -> MergeOut:
+    return await do_merge(req, "relation", "relation_id")
+
+
+@API.route(
+    "POST",
+    "/api/leads/{lead_id}/merge",
+    summary="Merge this lead into another lead",
+    tag="leads",
+    roles=STAFF,
+    body=MergeIn,
+    response=MergeOut,
+)
+async def merge_lead(req: ApiRequest) -> MergeOut:
+    return await do_merge(req, "lead", "lead_id")
+
+
+@API.route("GET", "/api/merges", summary="Merges, newest first", tag="crm", roles=STAFF)
+async def list_merges(req: ApiRequest) -> list[dict[str, Any]]:
+    async with req.sessions() as session:
+        rows = (await session.scalars(select(Merge).order_by(Merge.id.desc()).limit(100))).all()
+    return [MergeOut.model_validate(m).model_dump(mode="json") for m in rows]
+
+
+@API.route(
+    "POST",
+    "/api/merges/{merge_id}/undo",
+    summary="Undo a merge: the merged record comes back with exactly what moved",
+    tag="crm",
+    roles=STAFF,
+    response=MergeOut,
+)
+async def undo_merge(req: ApiRequest) -> MergeOut:
+    async with req.sessions() as session, session.begin():
+        try:
+            record = await dedup.undo(session, req.path_int("merge_id"))
+        except LookupError:
+            raise not_found("merge") from None
+        except dedup.MergeError as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+    return MergeOut.model_validate(record)
+
+
+# --- duplicate clusters ------------------------------------------------------------------------
+
+
+@API.route(
+    "GET",
+    "/api/duplicates",
+    summary="Open duplicate pairs by cluster (kind=contact|relation)",
+    tag="crm",
+    roles=STAFF,
+)
+async def list_duplicates(req: ApiRequest) -> list[dict[str, Any]]:
+    query = select(DuplicateCandidate).where(DuplicateCandidate.status == "open")
+    if kind := req.request.query.get("kind"):
+        query = query.where(DuplicateCandidate.kind == kind)
+    async with req.sessions() as session:
+        rows = (
+            await session.scalars(
+                query.order_by(
+                    DuplicateCandidate.kind, DuplicateCandidate.cluster, DuplicateCandidate.id
+                ).limit(500)
+            )
+        ).all()
+    return [DuplicateOut.model_validate(d).model_dump(mode="json") for d in rows]
+
+
+@API.route(
+    "POST",
+    "/api/duplicates/{duplicate_id}/dismiss",
+    summary="Not duplicates: the pair leaves the list for good",
+    tag="crm",
+    roles=STAFF,
+    response=DuplicateOut,
+)
+async def dismiss_duplicate(req: ApiRequest) -> DuplicateOut:
+    async with req.sessions() as session, session.begin():
+        pair = await session.get(
+            DuplicateCandidate, req.path_int("duplicate_id"), with_for_update=True
+        )
+        if pair is None:
+            raise not_found("duplicate")
+        pair.status = "dismissed"
+    return DuplicateOut.model_validate(pair)
