@@ -84,9 +84,11 @@ def with_worker(app: web.Application, start_worker: object) -> None:
         worker = start_worker()  # type: ignore[operator]
         task = asyncio.create_task(worker.main())
         yield
-        await worker.close()
+        # Stop polling before the pool closes, or a poll in flight dies on a closed connection;
+        # close() still waits for the jobs already running.
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await worker.close()
 
     app.cleanup_ctx.append(run)
