@@ -9,7 +9,9 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import quote
 
+from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -36,12 +38,13 @@ from inbox import realtime
 from inbox.access import visible_conversations
 from inbox.api import API, ApiError, ApiRequest, not_found
 from inbox.api_inbox import list_conversations, load_conversation
+from inbox.attachments import FileStore
 from inbox.auth import Principal
 from inbox.journal import delivery_from
 from inbox.linking import link_conversation
-from inbox.models import Channel, Conversation, Event, Message
+from inbox.models import Attachment, Channel, Conversation, Event, Message
 from inbox.schemas import ConversationOut, ConversationQuery
-from inbox.state import ARQ
+from inbox.state import ARQ, SETTINGS
 
 COMPLAINT_LABELS = ["klacht", "complaint"]
 OPEN_LEADS = ("new", "contacted", "qualified")
@@ -959,6 +962,45 @@ async def original(req: ApiRequest) -> Original:
         raw=raw[:RAW_LIMIT] if raw is not None else None,
         raw_truncated=truncated,
     )
+
+
+# --- attachments ------------------------------------------------------------------------------
+
+
+@API.route(
+    "GET",
+    "/api/attachments/{attachment_id}",
+    summary="An attachment's bytes, always as a download (never rendered by the browser)",
+    tag="messages",
+)
+async def attachment(req: ApiRequest) -> web.StreamResponse:
+    bot_refused(req.principal)
+    async with req.sessions() as session:
+        row = (
+            await session.scalars(
+                select(Attachment)
+                .join(Message, Message.id == Attachment.message_id)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(
+                    Attachment.id == req.path_int("attachment_id"),
+                    visible_conversations(req.principal),
+                )
+            )
+        ).first()
+    if row is None:
+        raise not_found("attachment")
+    if row.sha256 is None:
+        raise ApiError(410, "gone", row.refused or "the file was not kept")
+    store = FileStore(req.request.app[SETTINGS].data_dir.expanduser().resolve() / "files")
+    try:
+        data = await store.get(row.sha256)
+    except FileNotFoundError:
+        raise ApiError(410, "gone", "the file is no longer in the store") from None
+    response = web.Response(body=data, content_type="application/octet-stream")
+    # A customer's HTML or SVG must not run on our origin: a download with its name, never inline.
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(row.filename)}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 # --- search ----------------------------------------------------------------------------------

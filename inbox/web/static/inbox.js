@@ -547,7 +547,8 @@ function messageNode(m) {
   if (m.error) body.push(el("p", { class: "error" }, m.error));
   if ((m.attachments || []).length) {
     body.push(el("ul", { class: "attachments", "aria-label": t("attachments") }, m.attachments.map((a) =>
-      el("li", {}, `📎 ${a.filename} (${Math.max(1, Math.round(a.size / 1024))} kB)${a.refused ? ` — ${a.refused}` : ""}`))));
+      el("li", {}, "📎 ", a.refused ? a.filename : el("a", { href: `/api/attachments/${a.id}`, download: a.filename, class: "attachment" }, a.filename),
+        ` (${Math.max(1, Math.round(a.size / 1024))} kB)${a.refused ? ` — ${a.refused}` : ""}`))));
   }
   const node = el("article", { class: `message ${m.direction} kind-${kind}`, "data-id": m.id }, head, body);
   if (m.direction === "inbound" && (meta.full_text || m.html || (kind === "email" && m.id))) node.append(originalToggle(m));
