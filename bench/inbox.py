@@ -50,6 +50,8 @@ SUGGESTED_INDEXES = (
     " ((coalesce(last_message_at, created_at)) DESC, id DESC)",
     "CREATE INDEX ix_conversations_labels ON conversations USING gin (labels)",
     "CREATE INDEX ix_messages_conversation_sent ON messages (conversation_id, sent_at DESC, id DESC)",
+    # The panel's open tasks of a contact: without it a scan of the open tasks (about 6 ms here).
+    "CREATE INDEX ix_tasks_contact_id ON tasks (contact_id)",
 )
 PASSWORD = "bench password"
 
@@ -371,7 +373,7 @@ async def explain(conn: asyncpg.Connection) -> str:
         """EXPLAIN (ANALYZE, BUFFERS OFF, TIMING OFF, SUMMARY ON)
            SELECT id FROM conversations
            WHERE (assignee_id = 5 OR (team_id IN (1, 2) AND NOT confidential)) AND status = 'open'
-           ORDER BY coalesce(last_message_at, created_at) DESC, id DESC LIMIT 51"""
+           ORDER BY last_message_at DESC, id DESC LIMIT 51"""
     )
     return "\n".join("    " + r[0] for r in rows)
 

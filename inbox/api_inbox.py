@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from channels import ADAPTERS
 from crm import normalizers
@@ -25,7 +26,14 @@ from inbox.auth import (
 from inbox.channels_admin import add_channel, describe
 from inbox.history import record
 from inbox.journal import enqueue_send
-from inbox.models import Attachment, Channel, Conversation, HistoryEntry, Message
+from inbox.models import (
+    CONVERSATION_STATUSES,
+    Attachment,
+    Channel,
+    Conversation,
+    HistoryEntry,
+    Message,
+)
 from inbox.outbound import CannotSend, add_note, queue_reply
 from inbox.schemas import (
     AssignIn,
@@ -204,7 +212,21 @@ async def list_conversations(req: ApiRequest) -> ConversationPage:
             raise ApiError(400, "bad_cursor", "the cursor is not one we gave out") from None
         query = query.where(tuple_(sort_at, Conversation.id) < tuple_(at, last_id))
     # Matches a backward scan of ix_conversations_list (status, last_message_at, id).
-    query = query.order_by(sort_at.desc(), Conversation.id.desc()).limit(q.limit + 1)
+    newest = (sort_at.desc(), Conversation.id.desc())
+    if q.status == "all":
+        # Without a status to lead that index PostgreSQL sorts every visible row; the newest page
+        # of each status is one short index scan, and the page is the newest of those.
+        per_status = union_all(
+            *(
+                query.where(Conversation.status == status).order_by(*newest).limit(q.limit + 1)
+                for status in CONVERSATION_STATUSES
+            )
+        ).subquery()
+        merged = aliased(Conversation, per_status)
+        query = select(merged).order_by(merged.last_message_at.desc(), merged.id.desc())
+    else:
+        query = query.order_by(*newest)
+    query = query.limit(q.limit + 1)
     async with req.sessions() as session:
         rows = list((await session.scalars(query)).all())
         kinds = await channel_kinds(session)
