@@ -18,6 +18,7 @@ Every decision carries its reasons per field, stored on the message for the inbo
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Sequence
@@ -25,13 +26,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from rapidfuzz import fuzz
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 from sqlalchemy import ColumnElement, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
 from crm.models import Contact, Identity, Relation
+from crm.search import vocabulary
 
 
 @dataclass(frozen=True)
@@ -307,10 +309,11 @@ async def match_sender(
         return exact
 
     relation_ids = await _domain_relations(session, facts)
+    company_ids = [] if relation_ids else await _company_relations(session, facts)
     shared_relation = await _shared_mailbox_relation(session, facts)
     if shared_relation is not None:
         relation_ids = [shared_relation, *[r for r in relation_ids if r != shared_relation]]
-    ids = await _candidate_ids(session, facts, relation_ids, cfg.limit)
+    ids = await _candidate_ids(session, facts, relation_ids + company_ids, cfg.limit)
     records = await _load(session, ids)
     scored = [_score(facts, r, relation_ids) for r in records]
     scored.sort(key=lambda c: -c.score)
@@ -376,6 +379,13 @@ async def _domain_relations(session: AsyncSession, facts: _Facts) -> list[int]:
     return [r for r in rows if r is not None]
 
 
+async def _company_relations(session: AsyncSession, facts: _Facts) -> list[int]:
+    """The relations whose name (without legal form) is, or is close to, the sender's company."""
+    if len(facts.company) < 3:
+        return []
+    return list(await session.scalars(_COMPANIES, {"name": facts.company}))
+
+
 async def _shared_mailbox_relation(session: AsyncSession, facts: _Facts) -> int | None:
     """A shared mailbox someone registered (on a relation or one of its contacts)."""
     if not facts.email or not facts.shared:
@@ -395,10 +405,11 @@ _CANDIDATES = text(
        WHERE kind = 'contact' AND doc @@ to_tsquery('simple', :query)
        LIMIT :limit"""
 )
-_CLOSE_WORDS = text(
-    """SELECT word FROM search_words
-       WHERE word % :word AND length(word) BETWEEN :shortest AND :longest
-       ORDER BY similarity(word, :word) DESC LIMIT 8"""
+_COMPANIES = text(
+    """SELECT id FROM relations
+       WHERE normalized_name = :name OR normalized_name % :name
+       ORDER BY normalized_name = :name DESC, similarity(normalized_name, :name) DESC
+       LIMIT 5"""
 )
 
 
@@ -424,22 +435,24 @@ async def _candidate_ids(
             # The longest word of the surname ('vries' of 'de vries-jansen') must be there;
             # a given name, an initial, the company or the city narrows a common one.
             anchor = max(surname, key=len)
-            narrow = [f"{g}:*" for g in person.given[:2] if g.isalnum()]
-            narrow += [f"{i}:*" for i in person.initials[:1] if i.isalnum()]
-            narrow += [f"{w}:*" for w in _lexemes(facts.company)[:3]]
+            # (A lone initial is no narrowing: 'j:*' expands to every word starting with j.)
+            narrow = [f"{g}:*" for g in person.given[:2] if g.isalnum() and len(g) >= 2]
+            narrow += [f"{w}:*" for w in _lexemes(facts.company)[:3] if len(w) >= 3]
             narrow += _lexemes(facts.city)[:2]
             query = anchor if not narrow else f"{anchor} & ({' | '.join(narrow)})"
             ids = await _search(session, query, limit)
             if not ids and len(anchor) >= 4:
                 # A typo in the surname: the index's words within one edit of it.
-                close = (
-                    await session.scalars(
-                        _CLOSE_WORDS,
-                        {"word": anchor, "shortest": len(anchor) - 1, "longest": len(anchor) + 1},
-                    )
-                ).all()
-                alternatives = [w for w in close if Levenshtein.distance(w, anchor) <= 1]
-                alternatives = [w for w in alternatives if w.isalnum()]
+                known = await vocabulary(session)
+                low = bisect.bisect_left(known, anchor[0])
+                high = bisect.bisect_left(known, chr(ord(anchor[0]) + 1))
+                alternatives = [
+                    w
+                    for w in known[low:high]
+                    if abs(len(w) - len(anchor)) <= 1
+                    and w != anchor
+                    and OSA.distance(w, anchor, score_cutoff=1) <= 1
+                ][:8]
                 if alternatives:
                     head = "(" + " | ".join(alternatives) + ")"
                     query = head if not narrow else f"{head} & ({' | '.join(narrow)})"
@@ -519,7 +532,7 @@ def _first_city(addresses: Any) -> str:
 
 # Evidence weights (log-odds): agreement adds, disagreement subtracts. The prior says a random
 # candidate is unlikely to be the sender; the logistic turns the sum into a score in 0..1.
-PRIOR = -6.0
+PRIOR = -5.5
 
 
 def _score(facts: _Facts, rec: _Record, relation_ids: list[int]) -> Candidate:
@@ -574,21 +587,36 @@ def _score_name(mine: normalizers.PersonName, theirs: normalizers.PersonName, no
     """Surname, then given names or initials."""
     my_surname = f"{mine.particles} {mine.surname}".strip()
     their_surname = f"{theirs.particles} {theirs.surname}".strip()
+    if (
+        mine.given
+        and theirs.given
+        and (mine.surname, mine.given[0]) == (theirs.given[0], theirs.surname)
+    ):
+        note("surname", 4.0, f"{theirs.surname} matches (written as given name)")
+        note("given", 3.0, f"{theirs.given[0]} matches (written as surname)")
+        return
     exact = mine.surname == theirs.surname or my_surname == their_surname
     similarity = fuzz.ratio(mine.surname, theirs.surname)
+    one_edit = min(len(mine.surname), len(theirs.surname)) >= 4 and (
+        OSA.distance(mine.surname, theirs.surname) <= 1
+    )
     if exact:
         note("surname", 4.0, f"{theirs.surname} matches")
-    elif similarity >= 85:
+    elif one_edit or similarity >= 85:
         note("surname", 2.5, f"{mine.surname} ≈ {theirs.surname} ({similarity:.0f})")
     elif {mine.surname} & set(their_surname.split()) or {theirs.surname} & set(my_surname.split()):
         note("surname", 2.0, f"{mine.surname} is part of {their_surname}")
+    elif similarity >= 75:
+        note("surname", 0.5, f"{mine.surname} ~ {theirs.surname} ({similarity:.0f})")
     else:
         note("surname", -5.0, f"{mine.surname} ≠ {theirs.surname}")
         return
     if mine.given and theirs.given:
         a, b = mine.given[0], theirs.given[0]
         if a == b:
-            note("given", 3.0, f"{a} matches")
+            note("given", 3.5, f"{a} matches")
+        elif min(len(a), len(b)) >= 3 and (a.startswith(b) or b.startswith(a)):
+            note("given", 2.5, f"{a} ≈ {b} (shortened)")
         elif fuzz.ratio(a, b) >= 80 or a.startswith(b) or b.startswith(a):
             note("given", 1.5, f"{a} ≈ {b}")
         else:
@@ -602,14 +630,14 @@ def _score_name(mine: normalizers.PersonName, theirs: normalizers.PersonName, no
 
 def _score_company(facts: _Facts, rec: _Record, relation_ids: list[int], note: Any) -> None:
     if rec.relation_id is not None and rec.relation_id in relation_ids and facts.company_domain:
-        note("domain", 3.0, f"{facts.company_domain} is the relation's domain")
+        note("domain", 4.0, f"{facts.company_domain} is the relation's domain")
     elif facts.shared and rec.relation_id in relation_ids:
         note("mailbox", 2.0, f"{facts.email} is the relation's shared mailbox")
     if facts.company and rec.relation:
         theirs = normalizers.company(rec.relation)
         similarity = fuzz.token_set_ratio(facts.company, theirs)
         if similarity >= 95:
-            note("company", 3.0, f"{rec.relation} matches")
+            note("company", 3.5, f"{rec.relation} matches")
         elif similarity >= 85 or _prefix(facts.company, theirs):
             note("company", 2.0, f"{facts.company} ≈ {theirs} ({similarity:.0f})")
         elif similarity < 60:

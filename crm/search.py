@@ -11,14 +11,16 @@ is widened to the index's words within one edit of it (search_words, a trigram i
 
 from __future__ import annotations
 
+import bisect
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz.distance import OSA
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 MAX_WORDS = 6
 MAX_QUERY = 200
@@ -61,6 +63,8 @@ class Hit:
     relation_id: int | None = None
 
 
+# The GIN lookup, capped at POOL matches; PostgreSQL ranks those and hands the best RANKED on for
+# the finer ranking in Python (title hits, whole words, the path that matched).
 _QUERY = """
 SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, rank FROM (
   SELECT d.kind, d.record_id, d.title, d.subtitle, d.fields, d.external_id, d.relation_id,
@@ -68,8 +72,9 @@ SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, rank 
   FROM search_documents d, to_tsquery('simple', :tsquery) q
   WHERE d.doc @@ q {where}
   LIMIT :pool
-) hits ORDER BY rank DESC
+) hits ORDER BY rank DESC LIMIT :ranked
 """
+RANKED = 80
 
 
 async def search(
@@ -99,7 +104,7 @@ async def search(
     if not confidential:
         where.append("AND NOT (d.kind IN ('project', 'conversation') AND d.confidential)")
     sql = text(_QUERY.format(where=" ".join(where)))
-    bind = dict(params or {}) | {"pool": POOL}
+    bind = dict(params or {}) | {"pool": POOL, "ranked": max(RANKED, limit * 5)}
     rows = (await session.execute(sql, bind | {"tsquery": tsquery(terms)})).all()
     if not rows:
         widened = await close_words(session, terms)
@@ -107,8 +112,16 @@ async def search(
             rows = (await session.execute(sql, bind | {"tsquery": tsquery_of(widened)})).all()
             terms = [w for alternatives in widened for w in alternatives]
     out: dict[str, list[Hit]] = {}
+    patterns = [
+        (
+            term,
+            re.compile(rf"(^|[^a-z0-9]){re.escape(term)}"),
+            re.compile(rf"(^|[^a-z0-9]){re.escape(term)}([^a-z0-9]|$)"),
+        )
+        for term in terms
+    ]
     for row in rows:
-        out.setdefault(row.kind, []).append(rank(row, terms))
+        out.setdefault(row.kind, []).append(rank(row, patterns))
     return {
         kind: sorted(hits, key=lambda h: -h.score)[:limit]
         for kind in KINDS
@@ -125,50 +138,63 @@ def tsquery_of(alternatives: list[list[str]]) -> str:
     return " & ".join("(" + " | ".join(f"{w}:*" for w in group) + ")" for group in alternatives)
 
 
-_PREFIX_WORDS = text(
-    """SELECT word FROM search_words WHERE word >= :low AND word < :high
-       AND length(word) >= :shortest LIMIT 50000"""
-)
+_WORDS = text("SELECT word FROM search_words")
+VOCABULARY_TTL = 60.0  # seconds a process keeps the word list for the typo fallback
+_vocabulary: dict[str, tuple[float, list[str]]] = {}
+
+
+async def vocabulary(session: AsyncSession) -> list[str]:
+    """The index's words, sorted; loaded once a minute per database, not per keystroke."""
+    bind = session.bind
+    key = str(bind.url) if isinstance(bind, AsyncEngine) else str(id(bind))
+    now = time.monotonic()
+    cached = _vocabulary.get(key)
+    if cached is None or now - cached[0] > VOCABULARY_TTL:
+        words = sorted(await session.scalars(_WORDS))
+        cached = _vocabulary[key] = (now, words)
+    return cached[1]
 
 
 async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]]:
-    """Each term with the index's words it could be a one-typo prefix of."""
+    """Each term with the index's words it could be a one-typo prefix of.
+
+    Words that start like the term (a typo in the first letter is not caught) and are within
+    one edit (a swap counts as one) of it, or of their own start of about its length.
+    """
+    known = await vocabulary(session)
     out: list[list[str]] = []
     for term in terms:
         if len(term) < 4:
             out.append([term])
             continue
-        # Words that start like the term (a typo in the first letter is not caught) and
-        # could hold it as a prefix; the PK's btree serves the range.
-        head = term[0]
-        bound = {"low": head, "high": chr(ord(head) + 1), "shortest": len(term) - 1}
-        found = set(await session.scalars(_PREFIX_WORDS, bound))
-        close = sorted(
+        n = len(term)
+        low = bisect.bisect_left(known, term[0])
+        high = bisect.bisect_left(known, chr(ord(term[0]) + 1))
+        close = [
             w
-            for w in found
-            if min(OSA.distance(term, w[:n]) for n in (len(term) - 1, len(term), len(term) + 1))
-            <= 1
-        )
-        out.append([term, *[w for w in close if w != term][:12]])
+            for w in known[low:high]
+            if len(w) >= n - 1
+            and w != term
+            and min(OSA.distance(term, w[:k], score_cutoff=1) for k in (n - 1, n, n + 1)) <= 1
+        ]
+        out.append([term, *close[:12]])
     return out
 
 
-def rank(row: Any, terms: list[str]) -> Hit:
+def rank(row: Any, patterns: list[tuple[str, re.Pattern[str], re.Pattern[str]]]) -> Hit:
     """PostgreSQL's rank, plus: more of the query in the title, and whole-word matches."""
     title = row.title or ""
     folded_title = fold(title)
     score = WEIGHT[row.kind] + float(row.rank)
     matched: list[str] = []
-    fields: dict[str, Any] = row.fields or {}
-    for term in terms:
-        pattern = re.compile(rf"(^|[^a-z0-9]){re.escape(term)}")
-        if pattern.search(folded_title):
+    fields = [(path, fold(str(value))) for path, value in (row.fields or {}).items()]
+    for term, prefix, whole in patterns:
+        if prefix.search(folded_title):
             score += 1.0
-        for path, value in fields.items():
-            folded = fold(str(value))
-            if pattern.search(folded):
+        for path, folded in fields:
+            if prefix.search(folded):
                 matched.append(f"{path}:{term}")
-                if re.search(rf"(^|[^a-z0-9]){re.escape(term)}([^a-z0-9]|$)", folded):
+                if whole.search(folded):
                     score += 0.2
                 break
     return Hit(

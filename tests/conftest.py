@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import crm.search
 from crm.base import Base
 from inbox.app import create_app
 from inbox.db import Sessions, make_engine, make_sessions, upgrade
@@ -25,6 +26,8 @@ from inbox.engines import EngineUrls, engines
 from inbox.settings import Settings
 
 KEEP_TABLES = {"relation_statuses", "alembic_version"}
+# Every test has its own words: the typo fallback must not keep a word list across tests.
+crm.search.VOCABULARY_TTL = 0.0
 
 
 def reachable(host: str, port: int) -> bool:

