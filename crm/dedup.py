@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA, JaroWinkler
 from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -486,37 +487,106 @@ async def _contact_rows(session: AsyncSession, ids: set[int]) -> dict[int, Conta
     return out
 
 
+@dataclass
+class PersonRecord:
+    """What the pair scorer compares; any field may be empty."""
+
+    given: str = ""
+    surname: str = ""
+    company: str = ""
+    city: str = ""
+    address: str = ""
+    postcode: str = ""
+    birth_date: str = ""
+    ids: frozenset[str] = frozenset()  # e-mail keys, phone numbers, customer or social numbers
+
+
+# Field weights: how much agreement on each says about being the same person.
+WEIGHTS = {
+    "surname": 3.0,
+    "given": 2.0,
+    "birth_date": 3.0,
+    "company": 2.0,
+    "address": 1.5,
+    "postcode": 1.5,
+    "city": 1.0,
+    "id": 3.0,
+}
+
+
+def person_pair_score(a: PersonRecord, b: PersonRecord) -> tuple[float, dict[str, str]]:
+    """Weighted agreement (0..1) over the fields both records have, with the reason per field."""
+    if a.ids & b.ids:
+        return 0.99, {"id": "same address, number or id"}
+    sims: dict[str, float] = {}
+    x, y = normalizers.fold(a.surname), normalizers.fold(b.surname)
+    if x and y:
+        jw = JaroWinkler.normalized_similarity(x, y)
+        sims["surname"] = (
+            1.0
+            if x == y
+            else 0.7
+            if jw >= 0.9 or OSA.distance(x, y) <= 1
+            else 0.3
+            if jw >= 0.8
+            else 0.0
+        )
+    g, h = normalizers.fold(a.given), normalizers.fold(b.given)
+    if g and h:
+        if g == h:
+            sims["given"] = 1.0
+        elif len(g) == 1 or len(h) == 1:
+            sims["given"] = 0.8 if g[0] == h[0] else 0.0
+        elif g.startswith(h) or h.startswith(g) or JaroWinkler.normalized_similarity(g, h) >= 0.9:
+            sims["given"] = 0.8
+        elif OSA.distance(g, h) <= 1:
+            sims["given"] = 0.7
+        else:
+            sims["given"] = 0.0
+    if a.birth_date and b.birth_date:
+        d = OSA.distance(a.birth_date, b.birth_date)
+        sims["birth_date"] = 1.0 if d == 0 else 0.6 if d == 1 else 0.0
+    if a.company and b.company:
+        sims["company"] = (
+            fuzz.token_set_ratio(normalizers.company(a.company), normalizers.company(b.company))
+            / 100
+        )
+    if a.address and b.address:
+        sims["address"] = (
+            fuzz.token_set_ratio(normalizers.fold(a.address), normalizers.fold(b.address)) / 100
+        )
+    if a.postcode and b.postcode:
+        d = OSA.distance(a.postcode.replace(" ", ""), b.postcode.replace(" ", ""))
+        sims["postcode"] = 1.0 if d == 0 else 0.5 if d == 1 else 0.0
+    if a.city and b.city:
+        sims["city"] = 1.0 if normalizers.fold(a.city) == normalizers.fold(b.city) else (
+            0.7 if fuzz.ratio(normalizers.fold(a.city), normalizers.fold(b.city)) >= 85 else 0.0
+        )  # fmt: skip
+    if a.ids and b.ids:
+        sims["id"] = 0.0  # both have numbers or addresses, none shared
+    if not sims:
+        return 0.0, {}
+    total = sum(WEIGHTS[f] for f in sims)
+    score = sum(WEIGHTS[f] * v for f, v in sims.items()) / total
+    return round(score, 4), {f: f"{v * 100:.0f}" for f, v in sims.items()}
+
+
 def contact_pair_score(a: ContactRow, b: ContactRow) -> tuple[float, dict[str, str]]:
     """How likely two contacts are one person: names, company, shared address or number, city."""
-    reasons: dict[str, str] = {}
-    if a.emails & b.emails:
-        reasons["email"] = "same address"
-        return 0.99, reasons
-    if a.phones & b.phones:
-        reasons["phone"] = "same number"
-        return 0.97, reasons
-    x = normalizers.person_name(f"{a.first_name} {a.last_name}".strip() or a.full_name)
-    y = normalizers.person_name(f"{b.first_name} {b.last_name}".strip() or b.full_name)
-    surname = fuzz.ratio(x.surname, y.surname) / 100
-    if x.given and y.given:
-        given = fuzz.ratio(x.given[0], y.given[0]) / 100
-    elif x.initials and y.initials:
-        given = 0.9 if x.initials[0] == y.initials[0] else 0.0
-    else:
-        given = 0.6
-    company = (
-        fuzz.token_set_ratio(normalizers.company(a.relation), normalizers.company(b.relation)) / 100
-        if a.relation and b.relation
-        else 0.6
-    )
-    score = 0.45 * surname + 0.35 * given + 0.2 * company
-    reasons["surname"] = f"{x.surname} / {y.surname} ({surname * 100:.0f})"
-    reasons["given"] = (
-        f"{'/'.join(x.given) or x.initials} / {'/'.join(y.given) or y.initials} ({given * 100:.0f})"
-    )
-    if a.relation and b.relation:
-        reasons["company"] = f"{a.relation} / {b.relation} ({company * 100:.0f})"
-    return round(score, 4), reasons
+
+    def record(c: ContactRow) -> PersonRecord:
+        name = normalizers.person_name(f"{c.first_name} {c.last_name}".strip() or c.full_name)
+        given = name.given[0] if name.given else name.initials[:1]
+        surname = f"{name.particles} {name.surname}".strip()
+        return PersonRecord(
+            given=given,
+            surname=surname,
+            company=c.relation,
+            city=c.city,
+            ids=frozenset(c.emails | c.phones),
+        )
+
+    return person_pair_score(record(a), record(b))
 
 
 def model_of(kind: str) -> type[Base]:

