@@ -430,13 +430,33 @@ async def _relations(
     return found
 
 
+@dataclass
+class _Touched:
+    """What a batch wrote, for the search index: refreshed once per batch, not per statement."""
+
+    relations: set[int] = field(default_factory=set)
+    contacts: set[int] = field(default_factory=set)
+    projects: set[int] = field(default_factory=set)
+    project_relations: set[int] = field(default_factory=set)
+
+
+_REFRESH = text(
+    """SELECT sb_refresh_relations(CAST(:relations AS bigint[])),
+              sb_refresh_contacts(CAST(:contacts AS bigint[])),
+              sb_refresh_projects(CAST(:projects AS bigint[]))"""
+)
+
+
 async def _write_batch(
     conn: AsyncConnection,
     rows: list[_Row],
     relations_in: dict[str, _RelationIn],
     dedup: bool,
     report: ImportReport,
+    touched: _Touched,
 ) -> None:
+    # The index triggers stand aside for this transaction; the batch refreshes what it wrote.
+    await conn.execute(text("SET LOCAL switchboard.bulk = 'on'"))
     relation_ids = await _relations(conn, relations_in, report)
     people = [r for r in rows if r.full_name]
     # One row per external id in a batch: the last one wins, as it would row by row.
@@ -492,7 +512,19 @@ async def _write_batch(
                 if r.external_id in known:
                     contact_ids[r.line] = known[r.external_id]
     await _identities(conn, rows, contact_ids, relation_ids, report)
-    await _projects(conn, rows, relation_ids, report)
+    projects = await _projects(conn, rows, relation_ids, report)
+    batch_relations = set(relation_ids.values())
+    await conn.execute(
+        _REFRESH,
+        {
+            "relations": sorted(batch_relations),
+            "contacts": sorted(set(contact_ids.values())),
+            "projects": sorted(projects),
+        },
+    )
+    touched.relations |= batch_relations
+    if projects:
+        touched.project_relations |= set(relation_ids.values())
 
 
 async def _without_duplicates(
@@ -637,13 +669,13 @@ async def _identities(
 
 async def _projects(
     conn: AsyncConnection, rows: list[_Row], relation_ids: dict[str, int], report: ImportReport
-) -> None:
+) -> list[int]:
     wanted: dict[tuple[int | None, str], str | None] = {}
     for r in rows:
         if r.project:
             wanted.setdefault((relation_ids.get(r.relation_key or ""), r.project), r.project_city)
     if not wanted:
-        return
+        return []
     result = await conn.execute(
         _INSERT_PROJECTS,
         {
@@ -652,7 +684,9 @@ async def _projects(
             "city": list(wanted.values()),
         },
     )
-    report.projects_created += len(result.all())
+    created = [row.id for row in result.all()]
+    report.projects_created += len(created)
+    return created
 
 
 # --- the whole import ----------------------------------------------------------------------------
@@ -671,13 +705,20 @@ async def import_rows(
     report = ImportReport()
     pending: list[_Row] = []
     relations: dict[str, _RelationIn] = {}
+    touched = _Touched()
+    batches = 0
 
     async def flush() -> None:
+        nonlocal batches
         if not pending and not relations:
             return
         async with sessions() as session, session.begin():
             conn = await session.connection()
-            await _write_batch(conn, pending, relations, dedup, report)
+            await _write_batch(conn, pending, relations, dedup, report, touched)
+        batches += 1
+        if batches in (1, 4, 16, 64):  # the tables grew: give the planner fresh statistics
+            async with sessions() as session, session.begin():
+                await session.execute(text("ANALYZE relations, contacts, identities, projects"))
         if progress is not None:
             progress(len(pending))
         pending.clear()
@@ -696,7 +737,24 @@ async def import_rows(
         if len(pending) >= batch or len(relations) >= batch:
             await flush()
     await flush()
+    await _refresh_project_relations(sessions, touched)
     return report
+
+
+async def _refresh_project_relations(sessions: Sessions, touched: _Touched) -> None:
+    """Contacts of relations that got new projects list them in their documents: once, at the
+    end, for contacts written by earlier batches too (a few thousand relations per statement)."""
+    relation_ids = sorted(touched.project_relations)
+    for start in range(0, len(relation_ids), 2000):
+        chunk = relation_ids[start : start + 2000]
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    """SELECT sb_refresh_contacts(ARRAY(
+                         SELECT id FROM contacts WHERE relation_id = ANY(CAST(:ids AS bigint[]))))"""
+                ),
+                {"ids": chunk},
+            )
 
 
 def rows_of(data: str) -> Iterator[tuple[int, dict[str, str]]]:

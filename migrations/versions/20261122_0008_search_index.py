@@ -196,6 +196,8 @@ END $$;
 CREATE FUNCTION sb_contacts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE changed bigint[]; relations bigint[];
 BEGIN
+  -- A bulk import refreshes the documents itself, once per batch (crm/importer.py).
+  IF current_setting('switchboard.bulk', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'DELETE' THEN
     DELETE FROM search_documents d USING old_rows o WHERE d.kind = 'contact' AND d.record_id = o.id;
     SELECT array_agg(DISTINCT relation_id) INTO relations FROM old_rows WHERE relation_id IS NOT NULL;
@@ -222,6 +224,8 @@ END $$;
 CREATE FUNCTION sb_relations_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE changed bigint[];
 BEGIN
+  -- A bulk import refreshes the documents itself, once per batch (crm/importer.py).
+  IF current_setting('switchboard.bulk', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'DELETE' THEN
     DELETE FROM search_documents d USING old_rows o WHERE d.kind = 'relation' AND d.record_id = o.id;
     RETURN NULL;
@@ -244,6 +248,8 @@ END $$;
 CREATE FUNCTION sb_projects_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE changed bigint[]; relations bigint[];
 BEGIN
+  -- A bulk import refreshes the documents itself, once per batch (crm/importer.py).
+  IF current_setting('switchboard.bulk', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'DELETE' THEN
     DELETE FROM search_documents d USING old_rows o WHERE d.kind = 'project' AND d.record_id = o.id;
     SELECT array_agg(DISTINCT relation_id) INTO relations FROM old_rows WHERE relation_id IS NOT NULL;
@@ -260,6 +266,8 @@ END $$;
 CREATE FUNCTION sb_identities_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE changed bigint[];
 BEGIN
+  -- A bulk import refreshes the documents itself, once per batch (crm/importer.py).
+  IF current_setting('switchboard.bulk', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'DELETE' THEN
     SELECT array_agg(DISTINCT contact_id) INTO changed FROM old_rows
       WHERE contact_id IS NOT NULL AND kind = 'email';
@@ -274,6 +282,8 @@ END $$;
 CREATE FUNCTION sb_leads_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE changed bigint[];
 BEGIN
+  -- A bulk import refreshes the documents itself, once per batch (crm/importer.py).
+  IF current_setting('switchboard.bulk', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'DELETE' THEN
     DELETE FROM search_documents d USING old_rows o WHERE d.kind = 'lead' AND d.record_id = o.id;
     RETURN NULL;
@@ -290,6 +300,8 @@ END $$;
 CREATE FUNCTION sb_conversations_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE changed bigint[];
 BEGIN
+  -- A bulk import refreshes the documents itself, once per batch (crm/importer.py).
+  IF current_setting('switchboard.bulk', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'DELETE' THEN
     DELETE FROM search_documents d USING old_rows o WHERE d.kind = 'conversation' AND d.record_id = o.id;
     RETURN NULL;
