@@ -448,3 +448,23 @@ class CannedReply(Timestamped, Base):
         ForeignKey("teams.id", ondelete="CASCADE"), index=True
     )
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class AccessGrant(Timestamped, Base):
+    """Who may see a confidential conversation or project besides admins (and its assignee):
+    a user or a whole team."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (
+        CheckConstraint("num_nonnulls(conversation_id, project_id) = 1", name="one_subject"),
+        CheckConstraint("num_nonnulls(user_id, team_id) = 1", name="one_grantee"),
+    )
+
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))

@@ -85,12 +85,14 @@ async def search(
     visible_conversations: str = "true",
     params: dict[str, Any] | None = None,
     confidential: bool = True,
+    granted_projects: str | None = None,
     kinds: tuple[str, ...] = KINDS,
 ) -> dict[str, list[Hit]]:
     """Hits grouped by type, best first; every query word must match by prefix.
 
     visible_conversations: an SQL condition on `v` (conversations) with its params, which the
-    API derives from the caller's rights; confidential=False hides confidential projects.
+    API derives from the caller's rights; confidential=False hides confidential projects except
+    those the granted_projects condition (on `d`) lets through.
     """
     terms = words(query)
     if not terms:
@@ -102,7 +104,11 @@ async def search(
             f"WHERE v.id = d.record_id AND ({visible_conversations})))"
         )
     if not confidential:
-        where.append("AND NOT (d.kind IN ('project', 'conversation') AND d.confidential)")
+        # Confidential projects only where granted (granted_projects: SQL on d, with params).
+        where.append(
+            "AND NOT (d.kind = 'project' AND d.confidential"
+            + (f" AND NOT {granted_projects})" if granted_projects else ")")
+        )
     sql = text(_QUERY.format(where=" ".join(where)))
     bind = dict(params or {}) | {"pool": POOL, "ranked": max(RANKED, limit * 5)}
     rows = (await session.execute(sql, bind | {"tsquery": tsquery(terms)})).all()

@@ -7,12 +7,24 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 
 from crm import dedup, normalizers
 from crm.matcher import add_identities, identity_keys
-from crm.models import Contact, DuplicateCandidate, Lead, Merge, Relation
+from crm.models import (
+    AccessGrant,
+    Contact,
+    DuplicateCandidate,
+    Lead,
+    Merge,
+    Project,
+    Relation,
+    Team,
+    User,
+)
+from inbox.access import visible_projects
 from inbox.api import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
+from inbox.api_inbox import load_conversation
 from inbox.schemas import LeadOut
 from inbox.state import SETTINGS
 
@@ -549,3 +561,123 @@ async def dismiss_duplicate(req: ApiRequest) -> DuplicateOut:
             raise not_found("duplicate")
         pair.status = "dismissed"
     return DuplicateOut.model_validate(pair)
+
+
+# --- confidential: who else may see a conversation or project ----------------------------------
+
+
+class AccessIn(BaseModel):
+    confidential: bool | None = None
+    user_ids: list[int] = Field(default_factory=list, max_length=200)
+    team_ids: list[int] = Field(default_factory=list, max_length=200)
+
+
+class AccessOut(BaseModel):
+    confidential: bool
+    user_ids: list[int]
+    team_ids: list[int]
+
+
+async def grants_of(session: Any, column: Any, subject_id: int) -> tuple[list[int], list[int]]:
+    rows = (
+        await session.execute(
+            select(AccessGrant.user_id, AccessGrant.team_id).where(column == subject_id)
+        )
+    ).all()
+    return (
+        sorted(r.user_id for r in rows if r.user_id),
+        sorted(r.team_id for r in rows if r.team_id),
+    )
+
+
+async def set_access(session: Any, subject: Any, column: str, body: AccessIn) -> AccessOut:
+    """Replace the grants of a conversation or project (and optionally its confidential flag)."""
+    if body.confidential is not None:
+        subject.confidential = body.confidential
+    known_users = set(await session.scalars(select(User.id).where(User.id.in_(body.user_ids))))
+    known_teams = set(await session.scalars(select(Team.id).where(Team.id.in_(body.team_ids))))
+    if known_users != set(body.user_ids) or known_teams != set(body.team_ids):
+        raise ApiError(422, "invalid", "unknown user or team")
+    await session.execute(delete(AccessGrant).where(getattr(AccessGrant, column) == subject.id))
+    session.add_all(
+        [AccessGrant(**{column: subject.id, "user_id": u}) for u in sorted(known_users)]
+        + [AccessGrant(**{column: subject.id, "team_id": t}) for t in sorted(known_teams)]
+    )
+    await session.flush()
+    return AccessOut(
+        confidential=subject.confidential,
+        user_ids=sorted(known_users),
+        team_ids=sorted(known_teams),
+    )
+
+
+@API.route(
+    "PUT",
+    "/api/conversations/{conversation_id}/access",
+    summary="Mark a conversation confidential and link the users or teams who may see it",
+    tag="conversations",
+    roles=STAFF,
+    body=AccessIn,
+    response=AccessOut,
+)
+async def conversation_access(req: ApiRequest) -> AccessOut:
+    async with req.sessions() as session, session.begin():
+        conversation = await load_conversation(session, req, lock=True)
+        return await set_access(session, conversation, "conversation_id", req.body)
+
+
+@API.route(
+    "GET",
+    "/api/conversations/{conversation_id}/access",
+    summary="Who may see a confidential conversation",
+    tag="conversations",
+    roles=STAFF,
+    response=AccessOut,
+)
+async def get_conversation_access(req: ApiRequest) -> AccessOut:
+    async with req.sessions() as session:
+        conversation = await load_conversation(session, req)
+        users, teams = await grants_of(session, AccessGrant.conversation_id, conversation.id)
+    return AccessOut(confidential=conversation.confidential, user_ids=users, team_ids=teams)
+
+
+async def load_project(req: ApiRequest, session: Any, lock: bool = False) -> Project:
+    query = select(Project).where(
+        Project.id == req.path_int("project_id"), visible_projects(req.principal)
+    )
+    project: Project | None = (
+        await session.scalars(query.with_for_update() if lock else query)
+    ).first()
+    if project is None:
+        raise not_found("project")
+    return project
+
+
+@API.route(
+    "PUT",
+    "/api/projects/{project_id}/access",
+    summary="Mark a project confidential and link the users or teams who may see it",
+    tag="crm",
+    roles=STAFF,
+    body=AccessIn,
+    response=AccessOut,
+)
+async def project_access(req: ApiRequest) -> AccessOut:
+    async with req.sessions() as session, session.begin():
+        project = await load_project(req, session, lock=True)
+        return await set_access(session, project, "project_id", req.body)
+
+
+@API.route(
+    "GET",
+    "/api/projects/{project_id}/access",
+    summary="Who may see a confidential project",
+    tag="crm",
+    roles=STAFF,
+    response=AccessOut,
+)
+async def get_project_access(req: ApiRequest) -> AccessOut:
+    async with req.sessions() as session:
+        project = await load_project(req, session)
+        users, teams = await grants_of(session, AccessGrant.project_id, project.id)
+    return AccessOut(confidential=project.confidential, user_ids=users, team_ids=teams)

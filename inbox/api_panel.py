@@ -35,7 +35,12 @@ from crm.models import (
 )
 from crm.search import BadQuery, search
 from inbox import realtime
-from inbox.access import visible_conversations
+from inbox.access import (
+    CONVERSATIONS_SQL,
+    PROJECTS_SQL,
+    visible_conversations,
+    visible_projects,
+)
 from inbox.api import API, ApiError, ApiRequest, not_found
 from inbox.api_inbox import list_conversations, load_conversation
 from inbox.attachments import FileStore
@@ -514,8 +519,12 @@ async def record_card(req: ApiRequest) -> RecordCard:
                 raise not_found("lead")
             lead_id, title = lead.id, lead.name or lead.company or f"#{lead.id}"
         elif kind == "project":
-            row = await session.get(Project, record_id)
-            if row is None or (row.confidential and not req.principal.is_admin):
+            row = (
+                await session.scalars(
+                    select(Project).where(Project.id == record_id, visible_projects(req.principal))
+                )
+            ).first()
+            if row is None:
                 raise not_found("project")
             relation_id, title = row.relation_id, row.name
             project = ProjectBrief(id=row.id, name=row.name, city=row.city, status=row.status)
@@ -705,7 +714,7 @@ async def dashboard(
                 select(Project)
                 .where(
                     Project.relation_id == relation.id,
-                    Project.confidential.is_(False) if not p.is_admin else Project.id.is_not(None),
+                    visible_projects(p),
                 )
                 .order_by(Project.id.desc())
                 .limit(10)
@@ -1021,7 +1030,7 @@ async def search_route(req: ApiRequest) -> dict[str, Any]:
     p = req.principal
     visible, params = "true", {}
     if not p.is_admin:
-        visible = "(v.assignee_id = :me OR (v.team_id = ANY(:teams) AND NOT v.confidential))"
+        visible = CONVERSATIONS_SQL
         params = {"me": p.user_id, "teams": list(p.team_ids)}
     try:
         async with req.sessions() as session:
@@ -1032,6 +1041,7 @@ async def search_route(req: ApiRequest) -> dict[str, Any]:
                 visible_conversations=visible,
                 params=params,
                 confidential=p.is_admin,
+                granted_projects=None if p.is_admin else PROJECTS_SQL,
             )
     except BadQuery as exc:
         raise ApiError(400, "bad_query", str(exc)) from None
