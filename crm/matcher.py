@@ -436,8 +436,8 @@ async def _candidate_ids(
             # a given name, an initial, the company or the city narrows a common one.
             anchor = max(surname, key=len)
             # (A lone initial is no narrowing: 'j:*' expands to every word starting with j.)
-            narrow = [f"{g}:*" for g in person.given[:2] if g.isalnum() and len(g) >= 2]
-            narrow += [f"{w}:*" for w in _lexemes(facts.company)[:3] if len(w) >= 3]
+            narrow = [g for g in person.given[:2] if g.isalnum() and len(g) >= 2]
+            narrow += [f"{w}:*" for w in _lexemes(facts.company)[:3] if len(w) >= 4]
             narrow += _lexemes(facts.city)[:2]
             query = anchor if not narrow else f"{anchor} & ({' | '.join(narrow)})"
             ids = await _search(session, query, limit)

@@ -28,7 +28,7 @@ MAX_WORD = 40
 WORD = re.compile(r"[a-z0-9]+")
 KINDS = ("contact", "relation", "project", "lead", "conversation")
 WEIGHT = {"contact": 1.0, "relation": 0.95, "project": 0.9, "lead": 0.85, "conversation": 0.8}
-POOL = 400  # matching documents ranked per query: enough for five groups of ten
+POOL = 200  # matching documents ranked per query: enough for five groups of ten
 
 
 class BadQuery(ValueError):
@@ -74,7 +74,7 @@ SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, rank 
   LIMIT :pool
 ) hits ORDER BY rank DESC LIMIT :ranked
 """
-RANKED = 80
+RANKED = 50
 
 
 async def search(

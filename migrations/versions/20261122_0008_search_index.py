@@ -101,9 +101,10 @@ BEGIN
   SELECT 'relation', r.id, left(r.name, 500), r.status,
     jsonb_strip_nulls(jsonb_build_object(
       'name', r.name, 'city', r.addresses -> 0 ->> 'city', 'kvk', r.kvk_number,
-      'region', r.region, 'contact', co.names,
-      'project', nullif(concat_ws(' ', pr.names, pr.cities), ''))),
-    sb_vector(concat_ws(' ', r.name, sb_company(r.name)), co.names,
+      'region', r.region, 'project', nullif(concat_ws(' ', pr.names, pr.cities), ''))),
+    -- (Its contacts' names are not in it: each contact is found through its own document,
+    -- which holds the relation's words; a relation's document stays small.)
+    sb_vector(concat_ws(' ', r.name, sb_company(r.name)), NULL,
               concat_ws(' ', r.addresses -> 0 ->> 'city', r.kvk_number, r.region, pr.names,
                         pr.cities, r.external_id)),
     sb_company(r.name), r.id, r.external_id, false
@@ -113,10 +114,6 @@ BEGIN
     FROM (SELECT name, city FROM projects WHERE relation_id = r.id AND NOT confidential
           ORDER BY id DESC LIMIT 20) p
   ) pr ON true
-  LEFT JOIN LATERAL (
-    SELECT string_agg(c.full_name, ' ') AS names
-    FROM (SELECT full_name FROM contacts WHERE relation_id = r.id ORDER BY id LIMIT 50) c
-  ) co ON true
   ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
     subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
     names = excluded.names, relation_id = excluded.relation_id,
@@ -194,30 +191,21 @@ END $$;
 
 -- Trigger functions: one pass over the statement's transition tables.
 CREATE FUNCTION sb_contacts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE changed bigint[]; relations bigint[];
+DECLARE changed bigint[];
 BEGIN
   -- A bulk import refreshes the documents itself, once per batch (crm/importer.py).
   IF current_setting('switchboard.bulk', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'DELETE' THEN
     DELETE FROM search_documents d USING old_rows o WHERE d.kind = 'contact' AND d.record_id = o.id;
-    SELECT array_agg(DISTINCT relation_id) INTO relations FROM old_rows WHERE relation_id IS NOT NULL;
+    RETURN NULL;
   ELSIF TG_OP = 'INSERT' THEN
     SELECT array_agg(id) INTO changed FROM new_rows;
-    SELECT array_agg(DISTINCT relation_id) INTO relations FROM new_rows WHERE relation_id IS NOT NULL;
   ELSE
     SELECT array_agg(n.id) INTO changed FROM new_rows n JOIN old_rows o ON o.id = n.id
       WHERE (n.full_name, n.first_name, n.last_name, n.city, n.relation_id, n.external_id, n.job_title)
         IS DISTINCT FROM (o.full_name, o.first_name, o.last_name, o.city, o.relation_id, o.external_id, o.job_title);
-    SELECT array_agg(DISTINCT x) INTO relations FROM (
-      SELECT n.relation_id AS x FROM new_rows n JOIN old_rows o ON o.id = n.id
-      WHERE (n.full_name, n.relation_id) IS DISTINCT FROM (o.full_name, o.relation_id)
-      UNION SELECT o.relation_id FROM new_rows n JOIN old_rows o ON o.id = n.id
-      WHERE n.relation_id IS DISTINCT FROM o.relation_id) s WHERE x IS NOT NULL;
   END IF;
   PERFORM sb_refresh_contacts(changed);
-  -- A relation's document lists its contacts' names; a bulk import of new contacts at new
-  -- relations refreshes those once per statement.
-  PERFORM sb_refresh_relations(relations);
   RETURN NULL;
 END $$;
 
