@@ -94,7 +94,9 @@ async def search(
     API derives from the caller's rights; confidential=False hides confidential projects except
     those the granted_projects condition (on `d`) lets through.
     """
-    terms = words(query)
+    # A lone letter is no search (it would expand to every word with that letter): it is left
+    # out when longer words are there, and a query of lone letters finds nothing.
+    terms = [t for t in words(query) if len(t) >= 2]
     if not terms:
         return {}
     where = [f"AND d.kind IN ({', '.join(repr(k) for k in kinds if k in KINDS)})"]

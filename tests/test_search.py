@@ -85,6 +85,12 @@ async def test_diacritics_and_case_are_folded(client: Client, sessions: Sessions
 
 async def test_bad_queries_get_an_empty_result_or_a_400(client: Client, sessions: Sessions) -> None:
     world = await seed(sessions)
+    one_letter = await client.get("/api/search", params={"q": "j"}, headers=world["auth"])
+    assert (one_letter.status, await one_letter.json()) == (200, {})
+    initial = await (
+        await client.get("/api/search", params={"q": "j visser"}, headers=world["auth"])
+    ).json()
+    assert [c["title"] for c in initial["contact"]] == ["Jan Visser"]
     for q in ("", "   ", "'; DROP TABLE contacts; --", ".*(", "\x00\x07", "\ud800abc"):
         response = await client.get("/api/search", params={"q": q}, headers=world["auth"])
         assert response.status == 200, q
