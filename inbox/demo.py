@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.matcher import add_identities, identity_keys
+from crm.matcher import Key, add_identities, identity_keys
 from crm.models import Category, Contact, Project, Relation, Team, TeamMember, User
 from inbox.bot_demo import seed_knowledge_base
 from inbox.channels_admin import add_channel
@@ -224,10 +224,13 @@ async def seed(session: AsyncSession, rng_seed: int = 2026) -> DemoResult:
         await add_identities(
             session,
             identity_keys(
-                phones=[f"0{rng.randrange(10, 99)}-{rng.randrange(1_000_000, 9_999_999)}"]
+                [f"info@{domain}"],
+                phones=[f"0{rng.randrange(10, 99)}-{rng.randrange(1_000_000, 9_999_999)}"],
             ),
             relation_id=relation.id,
         )
+        # The company's domain: mail from a new colleague there is recognised as this relation.
+        await add_identities(session, [Key("domain", domain, domain)], relation_id=relation.id)
         people = [("Jan", "Visser")] if i == 0 else []
         people += [(rng.choice(FIRST), rng.choice(LAST)) for _ in range(rng.randrange(1, 4))]
         for first, last in people:
