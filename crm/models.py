@@ -344,19 +344,17 @@ class SearchDocument(Base):
 
 
 class SearchWord(Base):
-    """Every word in the search documents, for the one-typo-per-word fallback."""
+    """The words of the search documents, for the one-typo-per-word fallback.
+
+    Not unique on purpose: a unique key makes two transactions that add the same new word wait
+    for each other, and the ingest workers (which add words through the index triggers) would
+    deadlock. A word added by two transactions at once may appear twice; readers take DISTINCT.
+    """
 
     __tablename__ = "search_words"
-    __table_args__ = (
-        Index(
-            "ix_search_words_word_trgm",
-            "word",
-            postgresql_using="gin",
-            postgresql_ops={"word": "gin_trgm_ops"},
-        ),
-    )
 
-    word: Mapped[str] = mapped_column(String(100), primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    word: Mapped[str] = mapped_column(String(100), index=True)
 
 
 REVIEW_STATUSES = ("open", "confirmed", "rejected")

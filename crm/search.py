@@ -146,7 +146,7 @@ def tsquery_of(alternatives: list[list[str]]) -> str:
     return " & ".join("(" + " | ".join(f"{w}:*" for w in group) + ")" for group in alternatives)
 
 
-_WORDS = text("SELECT word FROM search_words")
+_WORDS = text("SELECT DISTINCT word FROM search_words")
 VOCABULARY_TTL = 60.0  # seconds a process keeps the word list for the typo fallback
 _vocabulary: dict[str, tuple[float, list[str]]] = {}
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import adapter_for
@@ -112,6 +113,20 @@ async def process_events(
                 if channel is None:
                     raise ProcessingError("the channel no longer exists")
                 status, conversation = await process_one(session, channel, event, policy, now)
+        except DBAPIError as exc:
+            if retryable(exc):
+                # Another worker held what this event needed (a deadlock or a serialization
+                # failure): the event stays pending and the recovery sweep brings it back.
+                outcomes.append(Outcome(event.id, "retry", str(exc.orig)[:200]))
+                log.info("event retried later", event_id=event.id, error=str(exc.orig)[:200])
+                continue
+            reason = f"{type(exc).__name__}: {exc}"
+            event.status, event.error, event.processed_at = "failed", reason, now
+            outcomes.append(Outcome(event.id, "failed", reason))
+            log.warning(
+                "event failed", event_id=event.id, channel_id=event.channel_id, error=reason
+            )
+            continue
         except Exception as exc:  # one bad event must not stall the others
             reason = (
                 exc.reason
@@ -130,6 +145,13 @@ async def process_events(
         outcomes.append(Outcome(event.id, status, conversation_id=conversation))
     await session.flush()
     return outcomes
+
+
+def retryable(exc: DBAPIError) -> bool:
+    """A deadlock or serialization failure: nothing wrong with the event, try it again later."""
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001") or "deadlock detected" in str(
+        exc
+    )
 
 
 async def process_one(

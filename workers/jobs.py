@@ -26,7 +26,7 @@ from inbox.outbound import sender_for
 log = structlog.get_logger(__name__)
 
 Ctx = dict[str, Any]
-BATCH = 100
+BATCH = 20  # events per transaction: short enough that workers seldom wait on each other
 MAX_SEND_ATTEMPTS = 6
 
 

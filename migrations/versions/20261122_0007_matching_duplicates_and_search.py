@@ -126,17 +126,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "search_words",
+        sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("word", sa.String(length=100), nullable=False),
-        sa.PrimaryKeyConstraint("word", name=op.f("pk_search_words")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_search_words")),
     )
-    op.create_index(
-        "ix_search_words_word_trgm",
-        "search_words",
-        ["word"],
-        unique=False,
-        postgresql_using="gin",
-        postgresql_ops={"word": "gin_trgm_ops"},
-    )
+    op.create_index(op.f("ix_search_words_word"), "search_words", ["word"], unique=False)
     op.create_table(
         "merges",
         sa.Column("kind", sa.String(length=20), nullable=False),
@@ -265,12 +259,7 @@ def downgrade() -> None:
     op.drop_table("match_reviews")
     op.drop_index(op.f("ix_merges_target_id"), table_name="merges")
     op.drop_table("merges")
-    op.drop_index(
-        "ix_search_words_word_trgm",
-        table_name="search_words",
-        postgresql_using="gin",
-        postgresql_ops={"word": "gin_trgm_ops"},
-    )
+    op.drop_index(op.f("ix_search_words_word"), table_name="search_words")
     op.drop_table("search_words")
     op.drop_index(
         "ix_search_documents_names_trgm",

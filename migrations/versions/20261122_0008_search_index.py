@@ -50,7 +50,7 @@ CREATE FUNCTION sb_remember_words(kinds text, ids bigint[]) RETURNS void LANGUAG
   unnest(tsvector_to_array(d.doc)) AS w
   WHERE length(w) BETWEEN 3 AND 40
     AND w ~ '^[a-z]+$'
-  ON CONFLICT DO NOTHING
+    AND NOT EXISTS (SELECT 1 FROM search_words s WHERE s.word = w)
 $$;
 
 CREATE FUNCTION sb_refresh_contacts(ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
