@@ -3,6 +3,7 @@ merge and undo, and the duplicate clusters the periodic job found."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -611,36 +612,6 @@ async def set_access(session: Any, subject: Any, column: str, body: AccessIn) ->
     )
 
 
-@API.route(
-    "PUT",
-    "/api/conversations/{conversation_id}/access",
-    summary="Mark a conversation confidential and link the users or teams who may see it",
-    tag="conversations",
-    roles=STAFF,
-    body=AccessIn,
-    response=AccessOut,
-)
-async def conversation_access(req: ApiRequest) -> AccessOut:
-    async with req.sessions() as session, session.begin():
-        conversation = await load_conversation(session, req, lock=True)
-        return await set_access(session, conversation, "conversation_id", req.body)
-
-
-@API.route(
-    "GET",
-    "/api/conversations/{conversation_id}/access",
-    summary="Who may see a confidential conversation",
-    tag="conversations",
-    roles=STAFF,
-    response=AccessOut,
-)
-async def get_conversation_access(req: ApiRequest) -> AccessOut:
-    async with req.sessions() as session:
-        conversation = await load_conversation(session, req)
-        users, teams = await grants_of(session, AccessGrant.conversation_id, conversation.id)
-    return AccessOut(confidential=conversation.confidential, user_ids=users, team_ids=teams)
-
-
 async def load_project(req: ApiRequest, session: Any, lock: bool = False) -> Project:
     query = select(Project).where(
         Project.id == req.path_int("project_id"), visible_projects(req.principal)
@@ -653,31 +624,52 @@ async def load_project(req: ApiRequest, session: Any, lock: bool = False) -> Pro
     return project
 
 
-@API.route(
-    "PUT",
-    "/api/projects/{project_id}/access",
-    summary="Mark a project confidential and link the users or teams who may see it",
-    tag="crm",
-    roles=STAFF,
-    body=AccessIn,
-    response=AccessOut,
-)
-async def project_access(req: ApiRequest) -> AccessOut:
-    async with req.sessions() as session, session.begin():
-        project = await load_project(req, session, lock=True)
-        return await set_access(session, project, "project_id", req.body)
+async def load_conversation_for(req: ApiRequest, session: Any, lock: bool = False) -> Any:
+    return await load_conversation(session, req, lock=lock)
 
 
-@API.route(
-    "GET",
-    "/api/projects/{project_id}/access",
-    summary="Who may see a confidential project",
-    tag="crm",
-    roles=STAFF,
-    response=AccessOut,
+def access_routes(
+    path: str, noun: str, tag: str, column: str, load: Callable[..., Awaitable[Any]]
+) -> None:
+    """GET and PUT {path}/access for a kind of subject (conversations, projects)."""
+
+    async def put_access(req: ApiRequest) -> AccessOut:
+        async with req.sessions() as session, session.begin():
+            subject = await load(req, session, True)
+            return await set_access(session, subject, column, req.body)
+
+    async def get_access(req: ApiRequest) -> AccessOut:
+        async with req.sessions() as session:
+            subject = await load(req, session)
+            users, teams = await grants_of(session, getattr(AccessGrant, column), subject.id)
+        return AccessOut(confidential=subject.confidential, user_ids=users, team_ids=teams)
+
+    put_access.__name__ = f"set_{noun}_access"
+    get_access.__name__ = f"get_{noun}_access"
+    API.route(
+        "PUT",
+        f"{path}/access",
+        summary=f"Mark a {noun} confidential and link the users or teams who may see it",
+        tag=tag,
+        roles=STAFF,
+        body=AccessIn,
+        response=AccessOut,
+    )(put_access)
+    API.route(
+        "GET",
+        f"{path}/access",
+        summary=f"Who may see a confidential {noun}",
+        tag=tag,
+        roles=STAFF,
+        response=AccessOut,
+    )(get_access)
+
+
+access_routes(
+    "/api/conversations/{conversation_id}",
+    "conversation",
+    "conversations",
+    "conversation_id",
+    load_conversation_for,
 )
-async def get_project_access(req: ApiRequest) -> AccessOut:
-    async with req.sessions() as session:
-        project = await load_project(req, session)
-        users, teams = await grants_of(session, AccessGrant.project_id, project.id)
-    return AccessOut(confidential=project.confidential, user_ids=users, team_ids=teams)
+access_routes("/api/projects/{project_id}", "project", "crm", "project_id", load_project)

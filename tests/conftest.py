@@ -4,6 +4,7 @@ ones; with CI=true an unreachable engine fails the run instead of falling back s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import tempfile
@@ -168,5 +169,25 @@ def run_worker(
             await worker.main()
         finally:
             await worker.close()
+
+    return go
+
+
+LOGINS = itertools.count(1)
+
+
+@pytest.fixture
+def login(sessions: Sessions) -> Callable[..., Any]:
+    """A new user of the role (in no team) and the headers of an API token of theirs."""
+    from crm.models import User
+    from inbox.auth import create_api_token
+
+    async def go(role: str) -> dict[str, str]:
+        async with sessions() as session, session.begin():
+            user = User(email=f"{role}{next(LOGINS)}@login.test", name=role, role=role)
+            session.add(user)
+            await session.flush()
+            token = await create_api_token(session, user.id, "test", "api", None)
+        return {"Authorization": f"Bearer {token}"}
 
     return go

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
@@ -21,28 +19,12 @@ from crm.models import (
     Project,
     Relation,
     Task,
-    User,
 )
-from inbox.auth import create_api_token
 from inbox.channels_admin import add_channel
 from inbox.db import Sessions
 from inbox.models import Conversation
 
 Client = TestClient[Any, Any]
-USERS = itertools.count(1)
-
-
-@pytest.fixture
-def login(sessions: Sessions) -> Callable[..., Any]:
-    async def go(role: str) -> dict[str, str]:
-        async with sessions() as session, session.begin():
-            user = User(email=f"crm-{role}{next(USERS)}@switchboard.test", name=role, role=role)
-            session.add(user)
-            await session.flush()
-            token = await create_api_token(session, user.id, "test", "api", None)
-        return {"Authorization": f"Bearer {token}"}
-
-    return go
 
 
 async def hamerslag(sessions: Sessions) -> dict[str, int]:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from channels.base import InboundMessage
 from channels.base import Sender as ChannelSender
 from crm.matcher import MatchConfig, Sender, add_identities, identity_keys, match_sender
-from crm.models import Contact, Identity, Lead, MatchReview, Relation, User
-from inbox.auth import create_api_token
+from crm.models import Contact, Identity, Lead, MatchReview, Relation
 from inbox.channels_admin import add_channel
 from inbox.db import Sessions
 from inbox.ingest import Policy, store
@@ -25,22 +22,6 @@ from inbox.models import Channel, Conversation, Message
 
 Client = TestClient[Any, Any]
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-USERS = itertools.count(1)
-
-
-@pytest.fixture
-def login(sessions: Sessions) -> Callable[..., Any]:
-    """A user of the role (in no team) and the headers of an API token of theirs."""
-
-    async def go(role: str) -> dict[str, str]:
-        async with sessions() as session, session.begin():
-            user = User(email=f"{role}{next(USERS)}@switchboard.test", name=role, role=role)
-            session.add(user)
-            await session.flush()
-            token = await create_api_token(session, user.id, "test", "api", None)
-        return {"Authorization": f"Bearer {token}"}
-
-    return go
 
 
 async def company(sessions: Sessions) -> dict[str, int]:
