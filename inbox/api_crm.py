@@ -441,57 +441,38 @@ async def create_lead(req: ApiRequest) -> LeadOut:
 # --- merge and undo ----------------------------------------------------------------------------
 
 
-async def do_merge(req: ApiRequest, kind: str, path_key: str) -> MergeOut:
-    body: MergeIn = req.body
-    async with req.sessions() as session, session.begin():
-        try:
-            record = await dedup.merge(
-                session, kind, req.path_int(path_key), body.into, req.principal.user_id
-            )
-        except LookupError:
-            raise not_found(kind) from None
-        except dedup.MergeError as exc:
-            raise ApiError(422, "invalid", str(exc)) from None
-    return MergeOut.model_validate(record)
+def merge_route(kind: str, plural: str, tag: str, moves: str) -> None:
+    """POST /api/{plural}/{id}/merge {"into": id}: managers and admins."""
+    key = f"{kind}_id"
+
+    async def merge_record(req: ApiRequest) -> MergeOut:
+        body: MergeIn = req.body
+        async with req.sessions() as session, session.begin():
+            try:
+                record = await dedup.merge(
+                    session, kind, req.path_int(key), body.into, req.principal.user_id
+                )
+            except LookupError:
+                raise not_found(kind) from None
+            except dedup.MergeError as exc:
+                raise ApiError(422, "invalid", str(exc)) from None
+        return MergeOut.model_validate(record)
+
+    merge_record.__name__ = f"merge_{kind}"
+    API.route(
+        "POST",
+        f"/api/{plural}/{{{key}}}/merge",
+        summary=f"Merge this {kind} into another ({moves} move)",
+        tag=tag,
+        roles=STAFF,
+        body=MergeIn,
+        response=MergeOut,
+    )(merge_record)
 
 
-@API.route(
-    "POST",
-    "/api/contacts/{contact_id}/merge",
-    summary="Merge this contact into another (identities, conversations, activities, tasks move)",
-    tag="crm",
-    roles=STAFF,
-    body=MergeIn,
-    response=MergeOut,
-)
-async def merge_contact(req: ApiRequest) -> MergeOut:
-    return await do_merge(req, "contact", "contact_id")
-
-
-@API.route(
-    "POST",
-    "/api/relations/{relation_id}/merge",
-    summary="Merge this relation into another (contacts, projects, identities, history move)",
-    tag="crm",
-    roles=STAFF,
-    body=MergeIn,
-    response=MergeOut,
-)
-async def merge_relation(req: ApiRequest) -> MergeOut:
-    return await do_merge(req, "relation", "relation_id")
-
-
-@API.route(
-    "POST",
-    "/api/leads/{lead_id}/merge",
-    summary="Merge this lead into another lead",
-    tag="leads",
-    roles=STAFF,
-    body=MergeIn,
-    response=MergeOut,
-)
-async def merge_lead(req: ApiRequest) -> MergeOut:
-    return await do_merge(req, "lead", "lead_id")
+merge_route("contact", "contacts", "crm", "identities, conversations, activities, tasks")
+merge_route("relation", "relations", "crm", "contacts, projects, identities, history")
+merge_route("lead", "leads", "leads", "identities, conversations, activities, tasks")
 
 
 @API.route("GET", "/api/merges", summary="Merges, newest first", tag="crm", roles=STAFF)

@@ -25,6 +25,12 @@ LEGAL = (
     r"cooperatieve|maatschap|gmbh|ag|ltd|limited|inc|llc|plc|bvba|cvba"
 )
 
+# The tail of every refresh: a document is replaced whole.
+UPSERT = """ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
+    subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
+    names = excluded.names, relation_id = excluded.relation_id,
+    external_id = excluded.external_id, confidential = excluded.confidential;"""
+
 FUNCTIONS = rf"""
 -- Folded words: lowercase ASCII letters and digits separated by single spaces.
 CREATE FUNCTION sb_words(value text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -83,10 +89,7 @@ BEGIN
     SELECT string_agg(split_part(i.value, '@', 1), ' ') AS emails
     FROM identities i WHERE i.contact_id = c.id AND i.kind = 'email'
   ) em ON true
-  ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
-    subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
-    names = excluded.names, relation_id = excluded.relation_id,
-    external_id = excluded.external_id, confidential = excluded.confidential;
+  {UPSERT}
   PERFORM sb_remember_words('contact', ids);
 END $$;
 
@@ -114,10 +117,7 @@ BEGIN
     FROM (SELECT name, city FROM projects WHERE relation_id = r.id AND NOT confidential
           ORDER BY id DESC LIMIT 20) p
   ) pr ON true
-  ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
-    subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
-    names = excluded.names, relation_id = excluded.relation_id,
-    external_id = excluded.external_id, confidential = excluded.confidential;
+  {UPSERT}
   PERFORM sb_remember_words('relation', ids);
 END $$;
 
@@ -136,10 +136,7 @@ BEGIN
     sb_words(concat_ws(' ', p.name, p.city)), p.relation_id, NULL, p.confidential
   FROM unnest(ids) AS u(id) JOIN projects p ON p.id = u.id
   LEFT JOIN relations r ON r.id = p.relation_id
-  ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
-    subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
-    names = excluded.names, relation_id = excluded.relation_id,
-    external_id = excluded.external_id, confidential = excluded.confidential;
+  {UPSERT}
   PERFORM sb_remember_words('project', ids);
 END $$;
 
@@ -158,10 +155,7 @@ BEGIN
               concat_ws(' ', l.fields ->> 'city', l.fields ->> 'project')),
     sb_words(concat_ws(' ', l.name, sb_company(l.company))), NULL, NULL, false
   FROM unnest(ids) AS u(id) JOIN leads l ON l.id = u.id
-  ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
-    subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
-    names = excluded.names, relation_id = excluded.relation_id,
-    external_id = excluded.external_id, confidential = excluded.confidential;
+  {UPSERT}
   PERFORM sb_remember_words('lead', ids);
 END $$;
 
@@ -182,10 +176,7 @@ BEGIN
   LEFT JOIN contacts c ON c.id = v.contact_id
   LEFT JOIN relations r ON r.id = v.relation_id
   LEFT JOIN leads l ON l.id = v.lead_id
-  ON CONFLICT (kind, record_id) DO UPDATE SET title = excluded.title,
-    subtitle = excluded.subtitle, fields = excluded.fields, doc = excluded.doc,
-    names = excluded.names, relation_id = excluded.relation_id,
-    external_id = excluded.external_id, confidential = excluded.confidential;
+  {UPSERT}
   PERFORM sb_remember_words('conversation', ids);
 END $$;
 
