@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
+from sqlalchemy import select
 
+from crm.models import AccessGrant
 from inbox.auth import COOKIE, PRINCIPAL, Principal, authenticate
 from inbox.realtime import CHANNEL
-from inbox.state import ARQ, SETTINGS
+from inbox.state import ARQ, SESSIONS, SETTINGS
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +34,13 @@ def may_see(p: Principal, event: dict[str, Any]) -> bool:
         return bool(p.channel_id) and event.get("channel_id") == p.channel_id
     if p.is_admin or event.get("assignee_id") == p.user_id:
         return True
-    return event.get("team_id") in p.team_ids and not event.get("confidential")
+    if event.get("confidential"):
+        # Linked users and teams (access grants), attached to the event by the subscriber.
+        grants = event.get("grants") or {}
+        return p.user_id in grants.get("users", ()) or bool(
+            set(grants.get("teams", ())) & set(p.team_ids)
+        )
+    return event.get("team_id") in p.team_ids
 
 
 class Client:
@@ -175,6 +183,25 @@ async def send_loop(request: web.Request, client: Client) -> None:
             return
 
 
+async def grants_of(app: web.Application, conversation_id: Any) -> dict[str, list[int]]:
+    """Who besides admins and the assignee may see a confidential conversation: one query per
+    event (confidential events are few), not one per socket."""
+    if not isinstance(conversation_id, int):
+        return {"users": [], "teams": []}
+    async with app[SESSIONS]() as session:
+        rows = (
+            await session.execute(
+                select(AccessGrant.user_id, AccessGrant.team_id).where(
+                    AccessGrant.conversation_id == conversation_id
+                )
+            )
+        ).all()
+    return {
+        "users": [r.user_id for r in rows if r.user_id],
+        "teams": [r.team_id for r in rows if r.team_id],
+    }
+
+
 async def subscriber(app: web.Application, ready: asyncio.Event) -> None:
     """Listen on Redis and fan out; after a lost connection, resubscribe and tell every client
     to refresh, since events may have been missed meanwhile."""
@@ -197,6 +224,8 @@ async def subscriber(app: web.Application, ready: asyncio.Event) -> None:
                 except (ValueError, TypeError):
                     continue
                 if isinstance(event, dict):
+                    if event.get("confidential") and hub.clients:
+                        event["grants"] = await grants_of(app, event.get("conversation_id"))
                     hub.fan_out(event)
         except asyncio.CancelledError:
             raise

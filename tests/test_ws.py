@@ -12,7 +12,7 @@ from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from crm.models import Team, TeamMember, User
+from crm.models import AccessGrant, Team, TeamMember, User
 from inbox.access import visible_conversations
 from inbox.auth import Principal, create_api_token
 from inbox.channels_admin import add_channel
@@ -156,6 +156,16 @@ async def test_the_event_rule_is_the_api_rule(client: Client, sessions: Sessions
         ]
         session.add_all(rows)
         await session.flush()
+        # Some confidential ones are linked to a person or a team (access grants).
+        grants: dict[int, dict[str, list[int]]] = {}
+        for i, r in enumerate(r for r in rows if r.confidential):
+            grant = {"users": [people[1].id], "teams": []} if i % 3 == 0 else (
+                {"users": [], "teams": [teams[1].id]} if i % 3 == 1 else {"users": [], "teams": []}
+            )  # fmt: skip
+            grants[r.id] = grant
+            session.add_all(AccessGrant(conversation_id=r.id, user_id=u) for u in grant["users"])
+            session.add_all(AccessGrant(conversation_id=r.id, team_id=t) for t in grant["teams"])
+        await session.flush()
         principals = [
             Principal(people[0].id, role, "x", team_set, "token")
             for role in ("admin", "manager", "agent")
@@ -185,6 +195,7 @@ async def test_the_event_rule_is_the_api_rule(client: Client, sessions: Sessions
                         "assignee_id": r.assignee_id,
                         "confidential": r.confidential,
                         "channel_id": r.channel_id,
+                        "grants": grants.get(r.id),
                     },
                 )
             }
