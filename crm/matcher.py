@@ -315,13 +315,37 @@ async def match_sender(
     shared_relation = await _shared_mailbox_relation(session, facts)
     if shared_relation is not None:
         relation_ids = [shared_relation, *[r for r in relation_ids if r != shared_relation]]
-    ids = await _candidate_ids(session, facts, relation_ids + company_ids, cfg.limit)
-    records = await _load(session, ids)
-    scored = [_score(facts, r, relation_ids) for r in records]
+    known_relations = relation_ids + company_ids
+    scored: list[Candidate] = []
+    if known_relations:
+        # The company is known: its own contacts first. A clear winner there needs no search
+        # through every contact (the common case: a new address at a known company domain).
+        ids = await _relation_contacts(session, known_relations, cfg.limit)
+        scored = [_score(facts, r, relation_ids) for r in await _load(session, ids)]
+        scored.sort(key=lambda c: -c.score)
+        if scored and _clear(scored, cfg):
+            return _decide(scored, cfg, relation_ids, facts)
+    seen = {c.contact_id for c in scored}
+    ids = [i for i in await _candidate_ids(session, facts, [], cfg.limit) if i not in seen]
+    scored += [_score(facts, r, relation_ids) for r in await _load(session, ids)]
     scored.sort(key=lambda c: -c.score)
     if not scored:
         return _relation_only(relation_ids, facts)
     return _decide(scored, cfg, relation_ids, facts)
+
+
+def _clear(scored: list[Candidate], cfg: MatchConfig) -> bool:
+    rival = scored[1].score if len(scored) > 1 else 0.0
+    return scored[0].score >= cfg.link and scored[0].score - rival >= cfg.margin
+
+
+async def _relation_contacts(
+    session: AsyncSession, relation_ids: list[int], limit: int
+) -> list[int]:
+    rows = await session.scalars(
+        select(Contact.id).where(Contact.relation_id.in_(relation_ids)).limit(limit)
+    )
+    return list(rows)
 
 
 async def _exact_owner(session: AsyncSession, keys: list[Key], facts: _Facts) -> Decision | None:
@@ -424,12 +448,9 @@ async def _candidate_ids(
     session: AsyncSession, facts: _Facts, relation_ids: list[int], limit: int
 ) -> list[int]:
     """Stage 3: candidate contacts, found through indexes only."""
-    found: dict[int, None] = {}
-    if relation_ids:
-        rows = await session.scalars(
-            select(Contact.id).where(Contact.relation_id.in_(relation_ids)).limit(limit)
-        )
-        found.update(dict.fromkeys(rows))
+    found: dict[int, None] = dict.fromkeys(
+        await _relation_contacts(session, relation_ids, limit) if relation_ids else []
+    )
     person = facts.person
     if person is not None:
         surname = _lexemes(person.surname)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from anyascii import anyascii
@@ -140,6 +141,7 @@ _LEGAL_WORDS = (
 _LEGAL_EDGE = re.compile(rf"^(?:(?:{_LEGAL_WORDS}) )+|(?: (?:{_LEGAL_WORDS}))+$")
 
 
+@lru_cache(maxsize=65536)
 def company(name: str) -> str:
     """A company name folded and without legal forms: 'Hamerslag B.V.' → 'hamerslag'.
 
@@ -181,6 +183,7 @@ class PersonName:
         return " ".join(p for p in (*self.given, self.particles, self.surname) if p)
 
 
+@lru_cache(maxsize=65536)
 def person_name(text: str) -> PersonName:
     """Split a name as people write it: 'Jan Visser', 'Visser, J.', 'Mevr. A. de Vries-Jansen'."""
     text = text.strip().strip("\"'")
