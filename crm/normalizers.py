@@ -162,9 +162,15 @@ PARTICLES = frozenset(
      "le", "du", "von", "zu", "vom", "al", "el", "di", "da", "del", "dos", "uit", "aan", "bij",
      "onder", "over", "voor", "tot"}
 )  # fmt: skip
+# Particles that can open a name on their own ('de Vries', 'van Dijk'); 'al', 'la', 'di' … can
+# also be given names, so they start a surname only after a given part.
+_LEADING_PARTICLES = frozenset(
+    {"van", "de", "der", "den", "het", "ter", "ten", "te", "op", "in", "t"}
+)
+_DE_HEER = re.compile(r"^\s*de\s+heer\b\.?", re.IGNORECASE)
 _TITLES = frozenset(
     {"dhr", "mevr", "mw", "mr", "mrs", "ms", "miss", "dr", "drs", "ir", "ing", "prof", "heer",
-     "mevrouw", "de heer", "fam", "familie", "sir", "madam", "bc", "msc", "bsc", "ma", "ba",
+     "mevrouw", "fam", "familie", "sir", "madam", "bc", "msc", "bsc", "ma", "ba",
      "jr", "sr"}
 )  # fmt: skip
 
@@ -186,7 +192,7 @@ class PersonName:
 @lru_cache(maxsize=65536)
 def person_name(text: str) -> PersonName:
     """Split a name as people write it: 'Jan Visser', 'Visser, J.', 'Mevr. A. de Vries-Jansen'."""
-    text = text.strip().strip("\"'")
+    text = _DE_HEER.sub("", text.strip().strip("\"'"))
     if "<" in text:  # 'Jan Visser <jan@…>': the display part
         text = text.split("<", 1)[0].strip().strip("\"'")
     if "," in text:  # 'Visser, Jan' / 'Berg, J.P. van der': surname first
@@ -208,7 +214,9 @@ def person_name(text: str) -> PersonName:
     initials: list[str] = []
     rest_at = len(words) - 1
     for index, (word, initial) in enumerate(words):
-        if index == len(words) - 1 or (word in PARTICLES and index > 0):
+        if index == len(words) - 1 or (
+            word in PARTICLES if index > 0 else word in _LEADING_PARTICLES
+        ):
             rest_at = index
             break
         if initial or len(word) == 1:
