@@ -323,6 +323,36 @@ def score(queries: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> dic
     return out
 
 
+def sweep(queries: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Dev only: what a lower auto-link threshold would do (review's best candidate linked)."""
+    rows = []
+    for threshold in (0.95, 0.92, 0.9, 0.88, 0.85, 0.8):
+        c: Counter[str] = Counter()
+        for q, d in zip(queries, decisions, strict=True):
+            if q["split"] != "dev":
+                continue
+            got = d.get("external_id") if d.get("decision") == "linked" else None
+            best = (d.get("candidates") or [{}])[0]
+            if got is None and d.get("decision") == "review" and best.get("score", 0) >= threshold:
+                got = best.get("external_id")
+            want, right = expected(q), truth(q)
+            c["answerable"] += want is not None
+            c["right_link"] += want is not None and got == want
+            c["links"] += got is not None
+            c["wrong_link"] += got is not None and got != right
+            c["nobody"] += right is None
+            c["false_match"] += right is None and got is not None
+        rows.append(
+            {
+                "threshold": threshold,
+                "precision": 1 - c["wrong_link"] / c["links"] if c["links"] else None,
+                "recall": c["right_link"] / c["answerable"],
+                "false_match_rate": c["false_match"] / c["nobody"],
+            }
+        )
+    return rows
+
+
 def fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -339,6 +369,13 @@ def render(result: dict[str, Any]) -> None:
                 f"| {group} | {m['n']} | {fmt(m['precision'])} | {fmt(m['recall'])} | "
                 f"{fmt(m['review_share'])} | {fmt(m['link_share'])} | {fmt(m['in_candidates'])} | {fmt(m['false_match_rate'])} |"
             )
+    print("\n## dev: review's best candidate linked from a threshold")
+    print("| threshold | auto-link precision | recall | false matches |\n|---|---|---|---|")
+    for row in result["sweep"]:
+        print(
+            f"| {row['threshold']} | {fmt(row['precision'])} | {fmt(row['recall'])} | "
+            f"{fmt(row['false_match_rate'])} |"
+        )
     print(
         f"\nimport: {result['import_s']:.1f} s for {result['crm_rows']} rows; match: {result['match_s']:.1f} s for {result['queries']} senders"
     )
@@ -391,6 +428,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     result["quality"] = score(queries, decisions)
+    result["sweep"] = sweep(queries, decisions)
     records = {row["external_id"]: row for row in crm}
     misses = [
         {"noise": q["noise"], "sender": q["sender"], "record": records.get(q["target"] or ""),
