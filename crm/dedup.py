@@ -14,6 +14,7 @@ those rows back.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,6 @@ from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.base import Base
 from crm.matcher import Candidate, MatchConfig, Sender, match_sender
 from crm.models import (
     Activity,
@@ -355,7 +355,6 @@ _RELATION_PAIRS = text(
 
 async def find_clusters(session: AsyncSession) -> int:
     """Score blocked pairs, store the likely ones with their cluster; returns pairs stored."""
-    stored = 0
     contact_pairs = [(r.a, r.b) for r in (await session.execute(_CONTACT_PAIRS)).all()]
     contacts = await _contact_rows(session, {i for p in contact_pairs for i in p})
     scored: list[tuple[str, int, int, float, dict[str, str]]] = []
@@ -387,32 +386,31 @@ async def find_clusters(session: AsyncSession) -> int:
             )
         )
     clusters = _components([(kind, a, b) for kind, a, b, _, _ in scored])
-    for kind, a, b, score, reasons in scored:
-        result = await session.execute(
-            text(
-                """INSERT INTO duplicate_candidates (kind, record_id, other_id, cluster, score, reasons, status, created_at)
-                   VALUES (:kind, :a, :b, :cluster, :score, CAST(:reasons AS jsonb), 'open', now())
-                   ON CONFLICT (kind, record_id, other_id) DO UPDATE SET cluster = excluded.cluster,
-                     score = excluded.score, reasons = excluded.reasons
-                   WHERE duplicate_candidates.status = 'open'"""
-            ),
-            {
-                "kind": kind,
-                "a": a,
-                "b": b,
-                "cluster": clusters[(kind, a)],
-                "score": round(score, 4),
-                "reasons": _dumps(reasons),
-            },
-        )
-        stored += int(getattr(result, "rowcount", 0) or 0)
-    return stored
-
-
-def _dumps(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
+    if not scored:
+        return 0
+    # One statement for every pair (a job run may score thousands).
+    result = await session.execute(
+        text(
+            """INSERT INTO duplicate_candidates
+                 (kind, record_id, other_id, cluster, score, reasons, status, created_at)
+               SELECT x.kind, x.a, x.b, x.cluster, x.score, CAST(x.reasons AS jsonb), 'open', now()
+               FROM unnest(CAST(:kind AS text[]), CAST(:a AS bigint[]), CAST(:b AS bigint[]),
+                           CAST(:cluster AS bigint[]), CAST(:score AS float8[]),
+                           CAST(:reasons AS text[])) AS x(kind, a, b, cluster, score, reasons)
+               ON CONFLICT (kind, record_id, other_id) DO UPDATE SET cluster = excluded.cluster,
+                 score = excluded.score, reasons = excluded.reasons
+               WHERE duplicate_candidates.status = 'open'"""
+        ),
+        {
+            "kind": [p[0] for p in scored],
+            "a": [p[1] for p in scored],
+            "b": [p[2] for p in scored],
+            "cluster": [clusters[(p[0], p[1])] for p in scored],
+            "score": [round(p[3], 4) for p in scored],
+            "reasons": [json.dumps(p[4], ensure_ascii=False) for p in scored],
+        },
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _components(edges: list[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
@@ -600,7 +598,3 @@ def contact_pair_score(a: ContactRow, b: ContactRow) -> tuple[float, dict[str, s
         )
 
     return person_pair_score(record(a), record(b))
-
-
-def model_of(kind: str) -> type[Base]:
-    return MODELS[kind]  # type: ignore[no-any-return]

@@ -432,11 +432,9 @@ async def _relations(
 
 @dataclass
 class _Touched:
-    """What a batch wrote, for the search index: refreshed once per batch, not per statement."""
+    """Relations that got new projects: their contacts' documents list the projects, so the
+    import refreshes those once at the end (earlier batches' contacts included)."""
 
-    relations: set[int] = field(default_factory=set)
-    contacts: set[int] = field(default_factory=set)
-    projects: set[int] = field(default_factory=set)
     project_relations: set[int] = field(default_factory=set)
 
 
@@ -522,7 +520,6 @@ async def _write_batch(
             "projects": sorted(projects),
         },
     )
-    touched.relations |= batch_relations
     if projects:
         touched.project_relations |= set(relation_ids.values())
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import bisect
 import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz.distance import OSA
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from crm import normalizers
 
 MAX_WORDS = 6
 MAX_QUERY = 200
@@ -36,11 +37,8 @@ class BadQuery(ValueError):
 
 
 def fold(value: str) -> str:
-    """Lowercase ASCII, as the documents are folded (unaccent + lower in PostgreSQL)."""
-    from anyascii import anyascii
-
-    cleaned = "".join(c for c in value if unicodedata.category(c)[0] != "C" or c in " \t")
-    return anyascii(cleaned.encode("utf-8", "ignore").decode()).lower()
+    """Folded as the documents are (crm.normalizers.fold), unpaired surrogates dropped."""
+    return normalizers.fold(value.encode("utf-8", "ignore").decode())
 
 
 def words(query: str) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from crm.models import AccessGrant, Project
 from inbox.auth import Principal
@@ -15,6 +17,21 @@ def granted(p: Principal, subject: ColumnElement[bool]) -> ColumnElement[bool]:
     if p.team_ids:
         grantee = or_(grantee, AccessGrant.team_id.in_(p.team_ids))
     return exists(select(AccessGrant.id).where(subject, grantee))
+
+
+async def grantees(
+    session: AsyncSession, column: InstrumentedAttribute[int | None], subject_id: int
+) -> tuple[list[int], list[int]]:
+    """(user ids, team ids) linked to a confidential conversation or project."""
+    rows = (
+        await session.execute(
+            select(AccessGrant.user_id, AccessGrant.team_id).where(column == subject_id)
+        )
+    ).all()
+    return (
+        sorted(r.user_id for r in rows if r.user_id),
+        sorted(r.team_id for r in rows if r.team_id),
+    )
 
 
 def visible_conversations(p: Principal) -> ColumnElement[bool]:

@@ -23,7 +23,7 @@ from crm.models import (
     Team,
     User,
 )
-from inbox.access import visible_projects
+from inbox.access import grantees, visible_projects
 from inbox.api import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
 from inbox.api_inbox import load_conversation
 from inbox.schemas import LeadOut
@@ -560,18 +560,6 @@ class AccessOut(BaseModel):
     team_ids: list[int]
 
 
-async def grants_of(session: Any, column: Any, subject_id: int) -> tuple[list[int], list[int]]:
-    rows = (
-        await session.execute(
-            select(AccessGrant.user_id, AccessGrant.team_id).where(column == subject_id)
-        )
-    ).all()
-    return (
-        sorted(r.user_id for r in rows if r.user_id),
-        sorted(r.team_id for r in rows if r.team_id),
-    )
-
-
 async def set_access(session: Any, subject: Any, column: str, body: AccessIn) -> AccessOut:
     """Replace the grants of a conversation or project (and optionally its confidential flag)."""
     if body.confidential is not None:
@@ -622,7 +610,7 @@ def access_routes(
     async def get_access(req: ApiRequest) -> AccessOut:
         async with req.sessions() as session:
             subject = await load(req, session)
-            users, teams = await grants_of(session, getattr(AccessGrant, column), subject.id)
+            users, teams = await grantees(session, getattr(AccessGrant, column), subject.id)
         return AccessOut(confidential=subject.confidential, user_ids=users, team_ids=teams)
 
     put_access.__name__ = f"set_{noun}_access"

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
-from sqlalchemy import select
 
 from crm.models import AccessGrant
+from inbox.access import grantees
 from inbox.auth import COOKIE, PRINCIPAL, Principal, authenticate
 from inbox.realtime import CHANNEL
 from inbox.state import ARQ, SESSIONS, SETTINGS
@@ -189,17 +189,8 @@ async def grants_of(app: web.Application, conversation_id: Any) -> dict[str, lis
     if not isinstance(conversation_id, int):
         return {"users": [], "teams": []}
     async with app[SESSIONS]() as session:
-        rows = (
-            await session.execute(
-                select(AccessGrant.user_id, AccessGrant.team_id).where(
-                    AccessGrant.conversation_id == conversation_id
-                )
-            )
-        ).all()
-    return {
-        "users": [r.user_id for r in rows if r.user_id],
-        "teams": [r.team_id for r in rows if r.team_id],
-    }
+        users, teams = await grantees(session, AccessGrant.conversation_id, conversation_id)
+    return {"users": users, "teams": teams}
 
 
 async def subscriber(app: web.Application, ready: asyncio.Event) -> None:
