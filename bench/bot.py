@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from telegram_api import BOT_USERNAME, TOKEN, FakeBotAPI
 
-from inbox import bot_faq
-from inbox.app import create_app
-from inbox.bot_demo import seed_knowledge_base
-from inbox.channels_admin import add_channel
+from inbox.bot import faq as bot_faq
+from inbox.bot.demo import seed_knowledge_base
 from inbox.db import make_engine, make_sessions, upgrade_async
+from inbox.ingest.channels import add_channel
+from inbox.service.app import create_app
 from inbox.settings import Settings
 from workers.worker import make_worker
 
@@ -278,8 +278,8 @@ async def latency(admin_url: str, redis_url: str, n: int, rounds: int, workers: 
 
 
 def accuracy() -> None:
-    from inbox.bot_demo import DEMO_FAQS
-    from inbox.bot_models import BotFaq
+    from inbox.bot.demo import DEMO_FAQS
+    from inbox.bot.models import BotFaq
 
     rows = [
         BotFaq(id=i, **item | {"buttons": item.get("buttons", [])})

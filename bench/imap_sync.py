@@ -27,8 +27,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from mail_peers import start_dovecot  # noqa: E402
 
 from channels.mail import imap  # noqa: E402
-from inbox.channels_admin import add_channel  # noqa: E402
 from inbox.db import make_engine, make_sessions, upgrade  # noqa: E402
+from inbox.ingest.channels import add_channel  # noqa: E402
 from workers.mailbox import sync_mailbox  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -138,7 +138,7 @@ async def main() -> None:
         await r.flushdb()
         await r.aclose()
         worker = subprocess.Popen(
-            [sys.executable, "-m", "inbox.cli", "worker"],
+            [sys.executable, "-m", "inbox.service.cli", "worker"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -29,9 +29,9 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inbox.app import create_app  # noqa: E402
 from inbox.db import upgrade  # noqa: E402
 from inbox.realtime import CHANNEL  # noqa: E402
+from inbox.service.app import create_app  # noqa: E402
 from inbox.settings import Settings  # noqa: E402
 from inbox.state import ARQ  # noqa: E402
 from inbox.users import hash_password  # noqa: E402

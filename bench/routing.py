@@ -19,11 +19,11 @@ from sqlalchemy import text
 from channels.base import InboundMessage, Sender
 from crm.models import Team, TeamMember, User
 from inbox.db import Sessions, make_engine, make_sessions, upgrade_async
-from inbox.ingest import Policy, store
+from inbox.ingest.pipeline import Policy, store
 from inbox.models import Channel
-from inbox.routing import Facts, Rule, decide
-from inbox.routing_models import RoutingRule, SlaPolicy, TeamRouting
-from inbox.sla import sweep
+from inbox.routing.models import RoutingRule, SlaPolicy, TeamRouting
+from inbox.routing.rules import Facts, Rule, decide
+from inbox.routing.sla import sweep
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TEAMS, PEOPLE, RULES = 5, 100, 50

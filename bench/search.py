@@ -407,7 +407,7 @@ def peak_rss_mb(pid: int) -> float:
 
 async def admin_token(dsn: str) -> str:
     from crm.models import User
-    from inbox.auth import create_api_token
+    from inbox.api.auth import create_api_token
     from inbox.db import make_engine, make_sessions
 
     engine = make_engine(dsn.replace("postgresql://", "postgresql+asyncpg://"), pool_size=1)

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, DateTime, MetaData, func
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -18,6 +19,7 @@ NAMING = {
 }
 
 Json = dict[str, Any]
+Sessions = async_sessionmaker[AsyncSession]
 JsonList = list[dict[str, Any]]
 
 

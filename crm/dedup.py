@@ -22,6 +22,8 @@ from typing import Any
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, JaroWinkler
 from sqlalchemy import Table, delete, insert, select, text, update
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
@@ -219,6 +221,24 @@ class MergeError(ValueError):
     pass
 
 
+# The inbox's conversations point at CRM records too; crm names their table, not the inbox's model.
+CONVERSATIONS = sql_table(
+    "conversations",
+    sql_column("id"),
+    sql_column("contact_id"),
+    sql_column("relation_id"),
+    sql_column("lead_id"),
+)
+
+
+def _pointer_columns(pointer: Any, column: str) -> tuple[str, Any, Any]:
+    """(table name, id column, pointer column) of a model or a plain table."""
+    if isinstance(pointer, type):
+        model: Any = pointer
+        return str(model.__tablename__), model.id, getattr(model, column)
+    return str(pointer.name), pointer.c.id, pointer.c[column]
+
+
 def _conversation_pointer(kind: str) -> str:
     return {"contact": "contact_id", "relation": "relation_id", "lead": "lead_id"}[kind]
 
@@ -227,8 +247,6 @@ async def merge(
     session: AsyncSession, kind: str, source_id: int, target_id: int, user_id: int | None
 ) -> Merge:
     """Merge source into target (see the module doc); the caller commits."""
-    from inbox.models import Conversation
-
     if source_id == target_id:
         raise MergeError("a record cannot be merged into itself")
     model = MODELS[kind]
@@ -239,17 +257,18 @@ async def merge(
     table: Table = model.__table__
     snapshot = {c.name: _json(getattr(source, c.key)) for c in table.columns}
     moved: dict[str, list[int]] = {}
-    for pointer_model, column in [*POINTERS[kind], (Conversation, _conversation_pointer(kind))]:
+    for pointer_model, column in [*POINTERS[kind], (CONVERSATIONS, _conversation_pointer(kind))]:
+        name, id_column, pointer = _pointer_columns(pointer_model, column)
         ids = list(
             await session.scalars(
                 update(pointer_model)
-                .where(getattr(pointer_model, column) == source_id)
+                .where(pointer == source_id)
                 .values({column: target_id})
-                .returning(pointer_model.id)
+                .returning(id_column)
             )
         )
         if ids:
-            moved[f"{pointer_model.__tablename__}.{column}"] = ids
+            moved[f"{name}.{column}"] = ids
     filled = []
     for name in FILLABLE[kind]:
         if getattr(target, name) in (None, "") and getattr(source, name) not in (None, ""):
@@ -285,8 +304,6 @@ async def merge(
 
 async def undo(session: AsyncSession, merge_id: int) -> Merge:
     """Put the source back with its own id and move back exactly what the merge moved."""
-    from inbox.models import Conversation
-
     record = await session.get(Merge, merge_id, with_for_update=True)
     if record is None:
         raise LookupError("merge")
@@ -304,15 +321,14 @@ async def undo(session: AsyncSession, merge_id: int) -> Merge:
     await session.execute(insert(table).values(values))
     pointers = {f"{m.__tablename__}.{c}": (m, c) for m, c in POINTERS[record.kind]}
     pointers[f"conversations.{_conversation_pointer(record.kind)}"] = (
-        Conversation,
+        CONVERSATIONS,
         _conversation_pointer(record.kind),
     )
     for key, ids in record.moved.get("rows", {}).items():
         pointer_model, column = pointers[key]
+        _, id_column, _ = _pointer_columns(pointer_model, column)
         await session.execute(
-            update(pointer_model)
-            .where(pointer_model.id.in_(ids))
-            .values({column: record.source_id})
+            update(pointer_model).where(id_column.in_(ids)).values({column: record.source_id})
         )
     record.undone_at = datetime.now(UTC)
     await session.flush()

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm import normalizers
-from inbox.db import Sessions
+from crm.base import Sessions
 
 # Canonical column → the header spellings we accept (case, spaces, dashes and dots ignored).
 COLUMNS: dict[str, tuple[str, ...]] = {

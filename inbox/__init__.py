@@ -1,1 +1,3 @@
-"""The Switchboard service: settings, database, web app, ingest pipeline."""
+"""The unified inbox: conversations, messages, threading, linking, realtime, attachments, outbound
+replies, users and access. Its subpackages build on it in one direction: `routing` ← `bot` ← `ingest`
+← `api` ← `web` ← `service`; the modules at this level import none of them."""

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from crm.models import AccessGrant, Project
-from inbox.auth import Principal
 from inbox.models import Conversation
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    role: str
+    name: str
+    team_ids: tuple[int, ...]
+    via: str  # session or token
+    scope: str = "api"  # api or bot (tokens)
+    channel_id: str | None = None  # a bot token acts for one channel only
+    csrf_token: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def granted(p: Principal, subject: ColumnElement[bool]) -> ColumnElement[bool]:

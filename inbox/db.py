@@ -9,14 +9,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
-    AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+from crm.base import Sessions as Sessions  # the session factory type, defined beside the base
 
-Sessions = async_sessionmaker[AsyncSession]
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:

@@ -232,7 +232,3 @@ class MailboxCheckpoint(Base):
     uidvalidity: Mapped[int]
     last_uid: Mapped[int]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
-
-
-import inbox.bot_models  # noqa: E402, F401  (registers the first-line bot tables)
-from inbox import routing_models  # noqa: E402, F401  (registers the routing and SLA tables)

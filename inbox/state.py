@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.base import JsonObject
 from inbox.db import Sessions
 from inbox.settings import Settings
 
-if TYPE_CHECKING:
-    from inbox.webhooks import ChannelInfo
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """What a delivery needs of its channel: the kind and the configuration."""
+
+    id: str
+    kind: str
+    config: JsonObject
 
 
 class ChannelCache:

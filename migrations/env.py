@@ -9,7 +9,9 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import inbox.models  # noqa: F401  (registers the inbox tables)
+import inbox.bot.models
+import inbox.models
+import inbox.routing.models  # noqa: F401  (registers the routing and SLA tables)
 from crm.base import Base
 
 config = context.config

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import crm.search
 from crm.base import Base
-from inbox.app import create_app
 from inbox.db import Sessions, make_engine, make_sessions, upgrade
-from inbox.engines import EngineUrls, engines
+from inbox.service.app import create_app
+from inbox.service.engines import EngineUrls, engines
 from inbox.settings import Settings
 
 KEEP_TABLES = {"relation_statuses", "alembic_version"}
@@ -180,7 +180,7 @@ LOGINS = itertools.count(1)
 def login(sessions: Sessions) -> Callable[..., Any]:
     """A new user of the role (in no team) and the headers of an API token of theirs."""
     from crm.models import User
-    from inbox.auth import create_api_token
+    from inbox.api.auth import create_api_token
 
     async def go(role: str) -> dict[str, str]:
         async with sessions() as session, session.begin():

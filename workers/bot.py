@@ -36,10 +36,12 @@ from channels.telegram.sender import (
     get_updates,
     share,
 )
-from inbox import bot, bot_external, realtime
-from inbox.bot_models import ChatJob
+from inbox import realtime
+from inbox.bot import dialog as bot
+from inbox.bot import external as bot_external
+from inbox.bot.models import ChatJob
 from inbox.db import Sessions
-from inbox.journal import enqueue_event, journal
+from inbox.ingest.journal import enqueue_event, journal
 from inbox.models import Attachment, Channel, Conversation, Message
 from inbox.outbound import sender_for
 from workers.jobs import MAX_SEND_ATTEMPTS, build_outbound

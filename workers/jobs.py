@@ -18,8 +18,8 @@ from channels.base import OutboundMessage, SendResult
 from inbox import metrics, realtime
 from inbox.attachments import FileStore
 from inbox.db import Sessions
-from inbox.ingest import Outcome, Policy, claim, process_events
-from inbox.journal import enqueue_event
+from inbox.ingest.journal import enqueue_event
+from inbox.ingest.pipeline import Outcome, Policy, claim, process_events
 from inbox.models import Attachment, Channel, Conversation, Event, Message
 from inbox.outbound import sender_for
 

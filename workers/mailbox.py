@@ -25,7 +25,7 @@ from channels.base import Delivery
 from channels.mail import imap
 from channels.mail.adapter import journal_key
 from inbox.db import Sessions
-from inbox.journal import enqueue_event, journal_many
+from inbox.ingest.journal import enqueue_event, journal_many
 from inbox.models import Channel, MailboxCheckpoint
 
 log = structlog.get_logger(__name__)

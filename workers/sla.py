@@ -13,14 +13,15 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 
-from inbox import notifications, realtime
-from inbox.assignment import drain_all
+from inbox import realtime
 from inbox.db import Sessions
 from inbox.history import record
-from inbox.journal import enqueue_send
+from inbox.ingest.journal import enqueue_send
 from inbox.models import Conversation
-from inbox.routing_models import Acknowledgement
-from inbox.sla import sweep
+from inbox.routing import notifications
+from inbox.routing.assignment import drain_all
+from inbox.routing.models import Acknowledgement
+from inbox.routing.sla import sweep
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from arq.worker import Worker
 
 from inbox.attachments import FileStore
 from inbox.db import make_engine, make_sessions
-from inbox.ingest import Policy
+from inbox.ingest.pipeline import Policy
 from inbox.settings import Settings
 from workers import bot as chat
 from workers.dedup import duplicate_clusters

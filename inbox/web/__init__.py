@@ -6,8 +6,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-import inbox.api_panel  # noqa: F401  (registers the routes the page needs)
-from inbox.auth import authenticate
+import inbox.api.panel  # noqa: F401  (registers the routes the page needs)
+from inbox.api.auth import authenticate
 
 STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = {

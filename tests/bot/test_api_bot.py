@@ -8,10 +8,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from crm.models import User
-from inbox.auth import create_api_token
-from inbox.bot_models import BotFaq
-from inbox.channels_admin import add_channel
+from inbox.api.auth import create_api_token
+from inbox.bot.models import BotFaq
 from inbox.db import Sessions
+from inbox.ingest.channels import add_channel
 from inbox.models import Channel, Conversation
 
 Client = TestClient[Any, Any]

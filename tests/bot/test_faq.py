@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inbox.bot_demo import DEMO_FAQS
-from inbox.bot_faq import Matcher, matcher_of, prepared, same_word, stem
-from inbox.bot_models import BotFaq
+from inbox.bot.demo import DEMO_FAQS
+from inbox.bot.faq import Matcher, matcher_of, prepared, same_word, stem
+from inbox.bot.models import BotFaq
 
 THRESHOLD = 70.0
 

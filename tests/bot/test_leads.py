@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inbox.bot_leads import company_of, find_email, find_phone, valid_name
+from inbox.bot.leads import company_of, find_email, find_phone, valid_name
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from inbox.bot_external import SIGNATURE, TIMESTAMP, signature, verify
+from inbox.bot.external import SIGNATURE, TIMESTAMP, signature, verify
 
 SECRET = "s3cret"
 BODY = b'{"type":"message.created"}'

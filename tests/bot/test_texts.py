@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from inbox.bot_texts import say, when
+from inbox.bot.texts import say, when
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 SATURDAY_EVENING = datetime(2026, 11, 21, 19, 0, tzinfo=UTC)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from inbox.app import create_app, with_worker
 from inbox.db import Sessions
-from inbox.engines import EngineUrls
+from inbox.service.app import create_app, with_worker
+from inbox.service.engines import EngineUrls
 from inbox.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"

@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 
 from crm.models import CannedReply, Contact, Relation, Team, User
 from inbox.db import Sessions
-from inbox.demo import DEMO_PASSWORD, seed
 from inbox.models import Channel, Conversation, Message
+from inbox.service.demo import DEMO_PASSWORD, seed
 
 
 async def demo(sessions: Sessions) -> dict[str, Any]:

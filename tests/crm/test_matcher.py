@@ -15,9 +15,9 @@ from channels.base import InboundMessage
 from channels.base import Sender as ChannelSender
 from crm.matcher import MatchConfig, Sender, add_identities, identity_keys, match_sender
 from crm.models import Contact, Identity, Lead, MatchReview, Relation
-from inbox.channels_admin import add_channel
 from inbox.db import Sessions
-from inbox.ingest import Policy, store
+from inbox.ingest.channels import add_channel
+from inbox.ingest.pipeline import Policy, store
 from inbox.models import Channel, Conversation, Message
 
 Client = TestClient[Any, Any]

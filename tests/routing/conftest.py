@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.base import InboundMessage, Sender
 from crm.models import Team, TeamMember, User
 from inbox.db import Sessions
-from inbox.ingest import Policy, store
+from inbox.ingest.pipeline import Policy, store
 from inbox.models import Channel, Conversation
 
 # Monday 23 November 2026, 10:00 in Amsterdam.

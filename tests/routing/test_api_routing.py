@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from crm.models import User
-from inbox.auth import create_api_token
+from inbox.api.auth import create_api_token
 from inbox.models import Conversation
 
 

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from crm.models import Relation, Task, User
-from inbox.assignment import drain_all
 from inbox.models import Conversation, HistoryEntry
-from inbox.routing_models import Absence, AgentProfile, Notification, QueueEntry, TeamRouting
+from inbox.routing.assignment import drain_all
+from inbox.routing.models import Absence, AgentProfile, Notification, QueueEntry, TeamRouting
 from workers.sla import drain_queues
 
 
@@ -104,7 +104,7 @@ async def test_skills_and_language_pick_who_can_take_it(world: Any) -> None:
     channel = await world.channel(team)
     async with world.sessions() as session, session.begin():
         session.add(AgentProfile(user_id=bert, skills=["warmtepompen"], languages=["de", "en"]))
-        from inbox.routing_models import RoutingRule
+        from inbox.routing.models import RoutingRule
 
         session.add(
             RoutingRule(

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from crm.models import Task
 from inbox.models import HistoryEntry, Message
-from inbox.routing import Facts, Rule, decide
-from inbox.routing_models import Acknowledgement, RoutingRule
+from inbox.routing.models import Acknowledgement, RoutingRule
+from inbox.routing.rules import Facts, Rule, decide
 from workers.sla import send_acknowledgements
 
 COMPLAINT = {

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from crm.models import Task, Team
 from inbox.models import Conversation, HistoryEntry
-from inbox.routing_models import (
+from inbox.routing.models import (
     BusinessCalendar,
     ConversationSla,
     Holiday,
@@ -20,7 +20,7 @@ from inbox.routing_models import (
     SlaPolicy,
     TaskSla,
 )
-from inbox.sla import Hours
+from inbox.routing.sla import Hours
 from workers.sla import sweep_sla, wake_snoozed
 
 AMS = ZoneInfo("Europe/Amsterdam")

@@ -1,0 +1,177 @@
+"""Inbound webhooks: authenticate, bound, journal, commit, enqueue, answer. Nothing else."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+from sqlalchemy import select
+
+from channels import ADAPTERS
+from channels.base import Adapter, AdapterError, Delivery, JsonObject, ParseError, Unauthorized
+from inbox import metrics, ratelimit
+from inbox.ingest.journal import enqueue_event, journal
+from inbox.models import Channel
+from inbox.state import ARQ, CHANNELS, ENGINE, SESSIONS, SETTINGS, ChannelCache, ChannelInfo
+
+log = structlog.get_logger(__name__)
+
+# Public endpoints (forms on a website) are rate limited per client address.
+RATE_LIMITED = frozenset({"webform"})
+
+
+async def load_channel(request: web.Request, kind: str, channel_id: str) -> ChannelInfo:
+    cache: ChannelCache = request.app[CHANNELS]
+    cached = cache.get(channel_id)
+    if cached is None:
+        async with request.app[SESSIONS]() as session:
+            row = (
+                await session.execute(
+                    select(Channel.kind, Channel.config).where(
+                        Channel.id == channel_id, Channel.is_active
+                    )
+                )
+            ).first()
+        cached = ChannelInfo(channel_id, row.kind, row.config) if row else None
+        cache.put(channel_id, cached)
+    if cached is None or cached.kind != kind:
+        raise web.HTTPNotFound(text="no such channel")
+    return cached
+
+
+def public_url(request: web.Request) -> str:
+    """The URL the sender used (and signed), as seen from outside any reverse proxy."""
+    settings = request.app[SETTINGS]
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + request.path_qs
+    if settings.trust_forwarded:
+        proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+        return f"{proto}://{host}{request.path_qs}"
+    return str(request.url)
+
+
+def client_address(request: web.Request) -> str | None:
+    if request.app[SETTINGS].trust_forwarded and "X-Forwarded-For" in request.headers:
+        return request.headers["X-Forwarded-For"].split(",")[0].strip()
+    return request.remote
+
+
+def cors_headers(request: web.Request, config: JsonObject) -> dict[str, str]:
+    origin = request.headers.get("Origin")
+    allowed = config.get("cors_origins") or []
+    if not origin or not isinstance(allowed, list) or not (origin in allowed or "*" in allowed):
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Switchboard-Signature",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+async def preflight(request: web.Request) -> web.Response:
+    kind, channel_id = request.match_info["kind"], request.match_info["channel_id"]
+    if kind not in ADAPTERS:
+        raise web.HTTPNotFound(text="no such channel kind")
+    channel = await load_channel(request, kind, channel_id)
+    headers = cors_headers(request, channel.config)
+    return web.Response(status=204 if headers else 403, headers=headers)
+
+
+async def rate_limited(request: web.Request, channel: ChannelInfo) -> int | None:
+    """Seconds to wait when this client has posted too often to this channel, else None."""
+    limit = channel.config.get("rate_limit_per_minute", request.app[SETTINGS].rate_limit_per_minute)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    key = f"switchboard:rl:{channel.id}:{client_address(request)}"
+    return await ratelimit.hit(request.app[ARQ], key, limit)
+
+
+def answer(status: int, body: dict[str, object], headers: dict[str, str]) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def receive(request: web.Request) -> web.StreamResponse:
+    kind, channel_id = request.match_info["kind"], request.match_info["channel_id"]
+    adapter: Adapter | None = ADAPTERS.get(kind)
+    if adapter is None:
+        raise web.HTTPNotFound(text="no such channel kind")
+    channel = await load_channel(request, kind, channel_id)
+    cors = cors_headers(request, channel.config)
+    settings = request.app[SETTINGS]
+    if (request.content_length or 0) > settings.max_body_bytes:
+        metrics.DELIVERIES.labels(kind, "413").inc()
+        return answer(413, {"error": f"body over {settings.max_body_bytes} bytes"}, cors)
+    if kind in RATE_LIMITED and (wait := await rate_limited(request, channel)) is not None:
+        metrics.DELIVERIES.labels(kind, "429").inc()
+        headers = cors | {"Retry-After": str(wait)}
+        return answer(429, {"error": "too many submissions; try again later"}, headers)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        metrics.DELIVERIES.labels(kind, "413").inc()
+        return answer(413, {"error": f"body over {settings.max_body_bytes} bytes"}, cors)
+    delivery = Delivery(
+        body=body,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query),
+        url=public_url(request),
+        method=request.method,
+        remote=client_address(request),
+    )
+    try:
+        adapter.authenticate(channel.config, delivery)
+    except Unauthorized as exc:
+        metrics.DELIVERIES.labels(kind, "401").inc()
+        log.info("delivery refused", kind=kind, channel_id=channel_id, reason=exc.reason)
+        return answer(401, {"error": exc.reason}, cors)
+    except ValueError as exc:  # the channel's settings are broken, not the delivery
+        metrics.DELIVERIES.labels(kind, "503").inc()
+        log.error("channel misconfigured", kind=kind, channel_id=channel_id, error=str(exc))
+        return answer(503, {"error": "this channel is misconfigured"}, cors)
+
+    try:
+        accepted = adapter.accept(channel.config, delivery)
+    except AdapterError as exc:
+        status = exc.status if isinstance(exc, ParseError) else 400
+        async with request.app[ENGINE].begin() as session:
+            event_id, _ = await journal(
+                session,
+                channel_id=channel_id,
+                external_id=f"invalid:{delivery.body_hash()}",
+                delivery=delivery,
+                status="failed",
+                error=exc.reason,
+            )
+        metrics.DELIVERIES.labels(kind, str(status)).inc()
+        log.info("delivery kept as failed", kind=kind, event_id=event_id, reason=exc.reason)
+        return answer(status, {"error": exc.reason, "event_id": event_id}, cors)
+
+    async with request.app[ENGINE].begin() as session:
+        event_id, new = await journal(
+            session,
+            channel_id=channel_id,
+            external_id=accepted.external_id,
+            delivery=delivery,
+            status="ignored" if accepted.drop else "pending",
+            error="dropped: honeypot field filled" if accepted.drop else None,
+        )
+    if new and not accepted.drop:
+        try:
+            await enqueue_event(request.app[ARQ], event_id)
+        except Exception as exc:  # journaled: the recovery sweep will queue it
+            log.warning("enqueue failed", event_id=event_id, error=str(exc))
+    metrics.DELIVERIES.labels(kind, "202" if new else "200").inc()
+    if accepted.redirect_to:
+        raise web.HTTPSeeOther(accepted.redirect_to, headers=cors)
+    return answer(
+        202 if new else 200,
+        {"status": "accepted", "event_id": event_id, "duplicate": not new},
+        cors,
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/{kind}/{channel_id}", receive)
+    app.router.add_route("OPTIONS", "/webhooks/{kind}/{channel_id}", preflight)

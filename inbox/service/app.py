@@ -1,0 +1,96 @@
+"""The aiohttp application: webhooks, health, metrics (the API and inbox mount here too)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from arq.connections import RedisSettings, create_pool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+import inbox.api.bot  # (registers the bot's routes)
+import inbox.api.canned  # (registers the canned replies' routes)
+import inbox.api.crm  # (registers contacts, relations, merges, duplicates)
+import inbox.api.match  # (registers the matcher's routes)
+import inbox.api.panel
+import inbox.api.routing  # noqa: F401  (registers the routing and SLA routes)
+from inbox import web as web_pages
+from inbox.api import conversations as api_inbox
+from inbox.api import ws
+from inbox.db import make_engine, make_sessions
+from inbox.ingest import webhooks
+from inbox.metrics import REGISTRY
+from inbox.settings import Settings
+from inbox.state import ARQ, CHANNELS, ENGINE, SESSIONS, SETTINGS, ChannelCache
+
+log = structlog.get_logger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        async with request.app[SESSIONS]() as session:
+            await asyncio.wait_for(session.execute(text("SELECT 1")), 2)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await asyncio.wait_for(request.app[ARQ].ping(), 2)
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
+    )
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def create_app(settings: Settings, database_url: str, redis_url: str) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[CHANNELS] = ChannelCache()
+
+    async def engines(app: web.Application) -> AsyncIterator[None]:
+        engine = make_engine(database_url, pool_size=settings.db_pool_size)
+        app[ENGINE] = engine
+        app[SESSIONS] = make_sessions(engine)
+        app[ARQ] = await create_pool(RedisSettings.from_dsn(redis_url))
+        yield
+        await app[ARQ].aclose()
+        await engine.dispose()
+
+    app.cleanup_ctx.append(engines)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    webhooks.add_routes(app)
+    api_inbox.add_routes(app)
+    ws.add_routes(app)
+    web_pages.add_routes(app)
+    return app
+
+
+def with_worker(app: web.Application, start_worker: object) -> None:
+    """Run an arq worker inside the web process (the `serve` command)."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        worker = start_worker()  # type: ignore[operator]
+        task = asyncio.create_task(worker.main())
+        yield
+        # Stop polling before the pool closes, or a poll in flight dies on a closed connection;
+        # close() still waits for the jobs already running.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
+
+    app.cleanup_ctx.append(run)

@@ -1,0 +1,537 @@
+"""The `switchboard` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import select
+
+from channels import ADAPTERS
+from inbox.db import Sessions, make_engine, make_sessions, upgrade
+from inbox.ingest.channels import add_channel, describe
+from inbox.models import Channel, Event
+from inbox.service.app import create_app, with_worker
+from inbox.service.engines import EngineUrls, engines
+from inbox.service.logs import configure
+from inbox.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+
+def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value:
+            os.environ["SWITCHBOARD_DATA_DIR"] = value
+            get_settings.cache_clear()
+
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        is_eager=True,
+        callback=remember,
+        help="Folder for the embedded engines (default ./var; env SWITCHBOARD_DATA_DIR).",
+    )(f)
+
+
+def settings() -> Settings:
+    s = get_settings()
+    configure(s.log_level, s.log_json)
+    return s
+
+
+@contextlib.contextmanager
+def migrated(s: Settings, *, redis: bool = False) -> Iterator[EngineUrls]:
+    """Engines up (embedded when not configured) and the schema at the newest revision."""
+    with engines(s, redis=redis) as urls:
+        upgrade(urls.database_url)
+        yield urls
+
+
+@contextlib.asynccontextmanager
+async def session_factory(url: str) -> AsyncIterator[Sessions]:
+    engine = make_engine(url, pool_size=2)
+    try:
+        yield make_sessions(engine)
+    finally:
+        await engine.dispose()
+
+
+def base_url(s: Settings) -> str:
+    return s.public_url or f"http://{s.host}:{s.port}"
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else text(data))
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@click.group()
+@data_dir_option
+def main() -> None:
+    """Switchboard: every inbound customer contact in one inbox and in the CRM."""
+
+
+@main.command()
+@data_dir_option
+def migrate() -> None:
+    """Bring the database schema to the newest revision."""
+    with migrated(settings()):
+        click.echo("database is up to date")
+
+
+async def serve_until_stopped(app: web.Application, host: str, port: int) -> None:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    click.echo(f"Switchboard is listening on http://{host}:{port}", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    try:
+        await runner.cleanup()
+    except (ConnectionError, RedisConnectionError) as exc:
+        # An engine closing at the same moment must not turn a clean stop into a failure.
+        click.echo(f"stopped; a connection closed during shutdown: {exc}", err=True)
+
+
+def host_port_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--port", type=int, default=None, help="Port (default 8080).")(f)
+    return click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")(f)
+
+
+@main.command()
+@data_dir_option
+@host_port_options
+@click.option("--demo", is_flag=True, help="Seed the demo company first (once).")
+def serve(host: str | None, port: int | None, demo: bool) -> None:
+    """Run the web server and one worker together (embedded engines when no URLs are set)."""
+    from workers.worker import make_worker
+
+    s = settings().model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
+    with migrated(s, redis=True) as urls:
+        if demo:
+            run(seed_and_print(urls.database_url, s))
+        app = create_app(s, urls.database_url, urls.redis_url)
+        with_worker(
+            app, lambda: make_worker(s, urls.database_url, urls.redis_url, handle_signals=False)
+        )
+        run(serve_until_stopped(app, s.host, s.port))
+
+
+@main.command("web")
+@data_dir_option
+@host_port_options
+def web_(host: str | None, port: int | None) -> None:
+    """Run the web server only (webhooks, API, inbox)."""
+    s = settings().model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
+    with migrated(s, redis=True) as urls:
+        run(serve_until_stopped(create_app(s, urls.database_url, urls.redis_url), s.host, s.port))
+
+
+@main.command()
+@data_dir_option
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run an arq worker: processes journaled events and runs the cron jobs."""
+    from workers.worker import make_worker
+
+    s = settings()
+    with migrated(s, redis=True) as urls:
+
+        async def go() -> None:
+            w = make_worker(s, urls.database_url, urls.redis_url, burst=burst)
+            try:
+                await w.main()
+            finally:
+                await w.close()
+
+        run(go())
+
+
+async def seed_and_print(database_url: str, s: Settings) -> None:
+    from inbox.service.demo import demo_summary, seed
+
+    async with session_factory(database_url) as sessions, sessions() as session, session.begin():
+        result = await seed(session)
+    summary = demo_summary(result)
+    click.echo(
+        f"Demo company {'created' if result.created else 'already present'}: "
+        f"{summary['users']} users, {summary['relations']} relations, {summary['contacts']} contacts."
+    )
+    click.echo(f"Log in as {summary['login']['email']} / {summary['login']['password']}")
+    for channel in result.channels:
+        info = describe(channel, base_url(s))
+        click.echo(f"{info['kind']:10} {info['name']}: {info['webhook_url']}")
+        for name, value in info["secrets"].items():
+            click.echo(f"{'':10} {name} = {value}")
+
+
+@main.command()
+@data_dir_option
+def demo() -> None:
+    """Seed a realistic Dutch demo company and print its webhook URLs and secrets."""
+    s = settings()
+    with migrated(s) as urls:
+        run(seed_and_print(urls.database_url, s))
+
+
+@main.group()
+def channels() -> None:
+    """Channel instances: web forms, telephone systems, mailboxes, bots."""
+
+
+@channels.command("add")
+@data_dir_option
+@click.argument("kind", type=click.Choice(sorted(ADAPTERS)))
+@click.option("--name", required=True, help="A name people recognise.")
+@click.option("--config", "config_json", default="{}", help="The kind's settings as a JSON object.")
+@click.option("--team", default=None, help="Default team for work from this channel.")
+@click.option("--json", "as_json", is_flag=True, help="Print the channel as JSON.")
+def channels_add(kind: str, name: str, config_json: str, team: str | None, as_json: bool) -> None:
+    """Add a channel; secrets are generated when not given."""
+    try:
+        config = json.loads(config_json)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--config") from None
+    if not isinstance(config, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--config")
+    s = settings()
+
+    async def go(url: str) -> dict[str, Any]:
+        async with session_factory(url) as sessions, sessions() as session, session.begin():
+            channel = await add_channel(session, kind, name, config, team)
+            return describe(channel, base_url(s))
+
+    with migrated(s) as urls:
+        try:
+            info = run(go(urls.database_url))
+        except (ValueError, LookupError) as exc:
+            raise click.ClickException(str(exc)) from None
+    emit(info, as_json, channel_text)
+
+
+def channel_text(info: dict[str, Any]) -> str:
+    lines = [f"{info['id']}  {info['kind']:10} {info['name']}", f"  webhook: {info['webhook_url']}"]
+    lines += [f"  {k}: {v}" for k, v in info["secrets"].items()]
+    return "\n".join(lines)
+
+
+@channels.command("list")
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the channels as JSON.")
+def channels_list(as_json: bool) -> None:
+    """List channels with their webhook paths and secrets."""
+    s = settings()
+
+    async def go(url: str) -> list[dict[str, Any]]:
+        async with session_factory(url) as sessions, sessions() as session:
+            rows = (await session.scalars(select(Channel).order_by(Channel.created_at))).all()
+            return [describe(c, base_url(s)) for c in rows]
+
+    with migrated(s) as urls:
+        infos = run(go(urls.database_url))
+    emit(infos, as_json, lambda xs: "\n".join(channel_text(x) for x in xs) or "no channels")
+
+
+@main.group()
+def events() -> None:
+    """The event journal: every delivery as received."""
+
+
+def event_row(e: Event, kind: str) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "channel_id": e.channel_id,
+        "kind": kind,
+        "external_id": e.external_id,
+        "status": e.status,
+        "error": e.error,
+        "attempts": e.attempts,
+        "received_at": e.received_at.isoformat(),
+        "processed_at": e.processed_at.isoformat() if e.processed_at else None,
+        "size": len(e.payload),
+    }
+
+
+@events.command("list")
+@data_dir_option
+@click.option("--failed", is_flag=True, help="Only failed events.")
+@click.option("--status", type=click.Choice(["pending", "processed", "failed", "ignored"]))
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+def events_list(failed: bool, status: str | None, limit: int, as_json: bool) -> None:
+    """List journaled events, newest first."""
+    s = settings()
+
+    async def go(url: str) -> list[dict[str, Any]]:
+        query = select(Event, Channel.kind).join(Channel).order_by(Event.id.desc()).limit(limit)
+        if failed or status:
+            query = query.where(Event.status == ("failed" if failed else status))
+        async with session_factory(url) as sessions, sessions() as session:
+            return [event_row(e, kind) for e, kind in (await session.execute(query)).all()]
+
+    with migrated(s) as urls:
+        rows = run(go(urls.database_url))
+    emit(
+        rows,
+        as_json,
+        lambda xs: (
+            "\n".join(
+                f"{x['id']:>8} {x['status']:9} {x['kind']:10} {x['external_id'][:40]:40} {x['error'] or ''}"
+                for x in xs
+            )
+            or "no events"
+        ),
+    )
+
+
+@events.command("replay")
+@data_dir_option
+@click.argument("event_id", type=int, required=False)
+@click.option("--failed", is_flag=True, help="Replay every failed event.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+def events_replay(event_id: int | None, failed: bool, as_json: bool) -> None:
+    """Process a failed event again (or all failed ones)."""
+    from workers.jobs import replay_events
+    from workers.worker import policy_from
+
+    if (event_id is None) == (not failed):
+        raise click.UsageError("give an event id or --failed")
+    s = settings()
+
+    async def go(url: str) -> list[dict[str, Any]]:
+        async with session_factory(url) as sessions:
+            async with sessions() as session:
+                query = select(Event.id).order_by(Event.id)
+                query = (
+                    query.where(Event.status == "failed")
+                    if failed
+                    else query.where(Event.id == event_id)
+                )
+                ids = list((await session.scalars(query)).all())
+            if not ids:
+                return []
+            ctx = {"sessions": sessions, "policy": policy_from(s)}
+            outcomes: list[dict[str, Any]] = []
+            for start in range(0, len(ids), 500):
+                outcomes += await replay_events(ctx, ids[start : start + 500])
+            return outcomes
+
+    with migrated(s) as urls:
+        outcomes = run(go(urls.database_url))
+    if event_id is not None and not outcomes:
+        raise click.ClickException(f"event {event_id} does not exist or is not failed")
+    emit(
+        outcomes,
+        as_json,
+        lambda xs: (
+            "\n".join(f"{x['event_id']:>8} {x['status']} {x['error'] or ''}" for x in xs)
+            or "nothing to replay"
+        ),
+    )
+
+
+@main.group()
+def users() -> None:
+    """People who use the inbox."""
+
+
+@users.command("add")
+@data_dir_option
+@click.argument("email")
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["admin", "manager", "agent"]), default="agent")
+@click.option("--json", "as_json", is_flag=True)
+def users_add(email: str, name: str, role: str, as_json: bool) -> None:
+    """Create a user; the password is read from standard input."""
+    from inbox.users import add_user
+
+    password = (
+        sys.stdin.readline().rstrip("\r\n")
+        if not sys.stdin.isatty()
+        else click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
+    s = settings()
+
+    async def go(url: str) -> dict[str, Any]:
+        async with session_factory(url) as sessions, sessions() as session, session.begin():
+            user = await add_user(session, email, name, role, password or None)
+            return {"id": user.id, "email": user.email, "name": user.name, "role": user.role}
+
+    with migrated(s) as urls:
+        try:
+            info = run(go(urls.database_url))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    emit(info, as_json, lambda u: f"user {u['id']} {u['email']} ({u['role']}) created")
+
+
+@main.command("search")
+@data_dir_option
+@click.argument("query", required=False)
+@click.option("--file", "queries_file", type=click.File("r"), help="One query per line.")
+@click.option("--limit", type=int, default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def search_command(query: str | None, queries_file: Any, limit: int, as_json: bool) -> None:
+    """Search relations, contacts, projects, leads and conversations (every word, by prefix)."""
+    from dataclasses import asdict
+
+    from crm.search import BadQuery, search
+
+    queries = (
+        [line.strip() for line in queries_file if line.strip()] if queries_file else [query or ""]
+    )
+    s = settings()
+
+    async def go(url: str) -> list[dict[str, Any]]:
+        async with session_factory(url) as sessions, sessions() as session:
+            out = []
+            for q in queries:
+                groups = await search(session, q, limit=limit)
+                out.append(
+                    {"query": q, "results": {k: [asdict(h) for h in v] for k, v in groups.items()}}
+                )
+            return out
+
+    with migrated(s) as urls:
+        try:
+            answers = run(go(urls.database_url))
+        except BadQuery as exc:
+            raise click.ClickException(str(exc)) from None
+    if as_json:
+        for answer in answers if queries_file else answers[:1]:
+            click.echo(json.dumps(answer if queries_file else answer["results"], default=str))
+        return
+    for answer in answers:
+        click.echo(f"# {answer['query']}")
+        for kind, hits in answer["results"].items():
+            for hit in hits:
+                click.echo(
+                    f"{kind:12} {hit['id']:>8}  {hit['title']}  ({hit['subtitle']})  {' '.join(hit['matched'])}"
+                )
+
+
+@main.command("import")
+@data_dir_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dedup", is_flag=True, help="Do not create contacts that are likely already there.")
+@click.option("--batch", type=click.IntRange(100, 50_000), default=5000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def import_command(file: Path, dedup: bool, batch: int, as_json: bool) -> None:
+    """Import relations, contacts and projects from a CSV or XLSX file (columns: see README)."""
+
+    from crm.importer import import_rows, read_file
+
+    s = settings()
+
+    async def go(url: str) -> dict[str, Any]:
+        with click.progressbar(
+            length=count_rows(file), label="importing", file=sys.stderr, show_pos=True
+        ) as bar:
+            async with session_factory(url) as sessions:
+                report = await import_rows(
+                    sessions,
+                    read_file(file),
+                    dedup=dedup,
+                    region=s.default_region,
+                    batch=batch,
+                    progress=bar.update,
+                )
+        return report.as_dict()
+
+    with migrated(s) as urls:
+        summary = run(go(urls.database_url))
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+        return
+    click.echo(
+        f"{summary['rows']} rows: {summary['contacts_created']} contacts created, "
+        f"{summary['contacts_updated']} updated, {summary['relations_created']} relations, "
+        f"{summary['projects_created']} projects, {summary['identities_added']} addresses/numbers, "
+        f"{summary['domains_added']} company domains, {summary['duplicates']} duplicates, "
+        f"{summary['skipped']} skipped"
+    )
+    for error in summary["errors"][:20]:
+        click.echo(f"  line {error['line']}: {error['error']}", err=True)
+
+
+def count_rows(file: Path) -> int:
+    """Data rows, for the progress bar (a quick line count; XLSX: the sheet's dimension)."""
+    if file.suffix.lower() in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook
+
+        book = load_workbook(file, read_only=True)
+        try:
+            return max((book.worksheets[0].max_row or 1) - 1, 0)
+        finally:
+            book.close()
+    with file.open("rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+@main.command("match")
+@data_dir_option
+@click.option(
+    "--file",
+    "senders_file",
+    type=click.File("r"),
+    required=True,
+    help="JSON lines: one sender per line with any of email, phone, telegram_id, name, company, city.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON decision per line.")
+def match_command(senders_file: Any, as_json: bool) -> None:
+    """Match senders to contacts: linked, review or unknown, with the score and the reasons."""
+    from crm.matcher import Sender, match_sender
+
+    s = settings()
+    config = s.match_config()
+
+    async def go(url: str) -> None:
+        async with session_factory(url) as sessions, sessions() as session:
+            for number, line in enumerate(senders_file, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                    if not isinstance(data, dict):
+                        raise ValueError("a line is one JSON object")
+                except ValueError as exc:
+                    out: dict[str, Any] = {"line": number, "error": f"not a sender: {exc}"}
+                else:
+                    decision = await match_sender(session, Sender.from_dict(data), config=config)
+                    await session.rollback()  # read-only: no transaction stays open between lines
+                    out = {"line": number} | decision.as_meta()
+                if as_json:
+                    click.echo(json.dumps(out, ensure_ascii=False))
+                elif "error" in out:
+                    click.echo(f"{number}: {out['error']}")
+                else:
+                    who = out["contact_id"] or out["relation_id"] or "-"
+                    click.echo(
+                        f"{number}: {out['decision']:8} {who}  {out['score']:.3f}  "
+                        + ", ".join(f"{k}: {v}" for k, v in out["reasons"].items())
+                    )
+
+    with migrated(s) as urls:
+        run(go(urls.database_url))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""`switchboard import`: CSV and XLSX of relations, contacts and projects, idempotent, set-based."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import EngineUrls
+from openpyxl import Workbook
+from sqlalchemy import func, select
+from support import FIXTURES
+
+from crm.importer import import_rows, read_file
+from crm.matcher import Sender, match_sender
+from crm.models import Contact, Identity, Project, Relation
+from crm.search import search
+from inbox.db import Sessions
+
+CSV = FIXTURES / "import" / "contacts.csv"
+
+
+async def count(sessions: Sessions, model: type[Any]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_csv_import_creates_relations_contacts_identities_and_projects(
+    sessions: Sessions,
+) -> None:
+    report = await import_rows(sessions, read_file(CSV))
+    assert report.rows == 7
+    assert (report.contacts_created, report.contacts_updated) == (4, 0)
+    # 'Hamerslag B.V.' and 'Hamerslag BV' are one relation; C-6's bad address and C-7 without a
+    # name are reported with their line numbers and skipped.
+    assert report.relations_created == 3
+    assert [e["line"] for e in report.errors] == [7, 8]
+    assert "not an e-mail address" in report.errors[0]["error"]
+    async with sessions() as session:
+        jan = (await session.scalars(select(Contact).where(Contact.external_id == "C-1"))).one()
+        hamerslag = await session.get(Relation, jan.relation_id)
+        identities = {(i.kind, i.value): i for i in (await session.scalars(select(Identity))).all()}
+        projects = (await session.scalars(select(Project))).all()
+    assert hamerslag is not None and hamerslag.name == "Hamerslag B.V."
+    assert hamerslag.addresses == [] or hamerslag.addresses[0]["city"] == "Almere"
+    assert (jan.first_name, jan.last_name, jan.city, jan.job_title) == (
+        "Jan",
+        "Visser",
+        "Almere",
+        "Inkoper",
+    )
+    assert jan.custom_fields == {"Klantsegment": "Bouw"}
+    assert identities[("phone", "+31612345678")].contact_id == jan.id
+    assert identities[("phone", "+31201234567")].raw == "0031201234567"
+    # Company domains point at their relation; a free-mail domain does not.
+    assert identities[("domain", "hamerslag.nl")].relation_id == hamerslag.id
+    assert ("domain", "debrug.nl") in identities
+    assert ("domain", "gmail.com") not in identities
+    # The shared mailbox belongs to the relation, marked as shared.
+    info = identities[("email", "info@hamerslag.nl")]
+    assert (info.relation_id, info.contact_id, info.shared) == (hamerslag.id, None, True)
+    assert sorted((p.name, p.city) for p in projects) == [
+        ("Nieuwbouw De Werf", "Almere"),
+        ("Renovatie Brugstraat", "Zwolle"),
+    ]
+
+
+async def test_importing_twice_changes_nothing_and_an_edit_updates(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    await import_rows(sessions, read_file(CSV))
+    before = (await count(sessions, Contact), await count(sessions, Identity))
+    again = await import_rows(sessions, read_file(CSV))
+    assert (again.contacts_created, again.contacts_updated, again.relations_created) == (0, 0, 0)
+    assert (again.identities_added, again.projects_created) == (0, 0)
+    assert (await count(sessions, Contact), await count(sessions, Identity)) == before
+    edited = tmp_path / "edited.csv"
+    edited.write_text(
+        "external_id,relation,first_name,last_name,email,city\n"
+        "C-1,Hamerslag B.V.,Jan,Visser-Bakker,jan@hamerslag.nl,Lelystad\n",
+        encoding="utf-8",
+    )
+    update = await import_rows(sessions, read_file(edited))
+    assert (update.contacts_created, update.contacts_updated, update.identities_added) == (0, 1, 1)
+    async with sessions() as session:
+        jan = (await session.scalars(select(Contact).where(Contact.external_id == "C-1"))).one()
+    assert (jan.last_name, jan.city, jan.job_title) == ("Visser-Bakker", "Lelystad", "Inkoper")
+
+
+async def test_xlsx_with_dutch_headers(sessions: Sessions, tmp_path: Path) -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(
+        ["Klantnummer", "Bedrijf", "Voornaam", "Achternaam", "E-mail", "Telefoon", "Plaats"]
+    )
+    sheet.append(
+        ["X-1", "Bakker & Zn V.O.F.", "Ria", "Bakker", "ria@bakkerzn.nl", 612345678, "Ede"]
+    )
+    sheet.append(["X-2", "Bakker en Zn", "Kees", "Bakker", None, None, "Ede"])
+    path = tmp_path / "relaties.xlsx"
+    book.save(path)
+    report = await import_rows(sessions, read_file(path))
+    assert (report.contacts_created, report.relations_created, report.errors) == (2, 1, [])
+    async with sessions() as session:
+        phone = await session.scalar(select(Identity.value).where(Identity.kind == "phone"))
+    assert phone == "+31612345678"  # a number cell, not 612345678.0
+
+
+async def test_dedup_skips_contacts_already_known_by_address_or_name(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    await import_rows(sessions, read_file(CSV))
+    second = tmp_path / "second.csv"
+    second.write_text(
+        "relation,first_name,last_name,email\n"
+        "Hamerslag B.V.,J.,Visser,Jan.Visser@hamerslag.nl\n"
+        "Hamerslag B.V.,Piet,Smit,\n"
+        "Hamerslag B.V.,Els,Nieuw,els@hamerslag.nl\n",
+        encoding="utf-8",
+    )
+    report = await import_rows(sessions, read_file(second), dedup=True)
+    assert (report.duplicates, report.contacts_created) == (2, 1)
+    assert {c["line"] for c in report.conflicts} == {2, 3}
+    without = await import_rows(sessions, read_file(second))
+    assert without.contacts_created == 3  # without --dedup they are created again
+
+
+async def test_imported_records_are_matched_and_found_with_their_external_id(
+    sessions: Sessions,
+) -> None:
+    await import_rows(sessions, read_file(CSV))
+    async with sessions() as session:
+        decision = await match_sender(
+            session, Sender(email="j.visser@hamerslag.nl", name="J. Visser", company="Hamerslag")
+        )
+        hits = await search(session, "hamer jan almere")
+    assert (decision.decision, decision.external_id) == ("linked", "C-1")
+    assert decision.reasons["domain"]
+    assert hits["contact"][0].external_id == "C-1"
+
+
+async def test_the_cli_prints_a_json_summary(
+    engine_urls: EngineUrls, sessions: Sessions, tmp_path: Path
+) -> None:
+    env = os.environ | {
+        "DATABASE_URL": engine_urls.database_url,
+        "REDIS_URL": engine_urls.redis_url,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "inbox.service.cli", "--data-dir", str(tmp_path)],
+        *["import", str(CSV), "--json"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, stderr.decode()
+    summary = json.loads(stdout)
+    assert (summary["rows"], summary["contacts_created"]) == (7, 4)
+    assert [e["line"] for e in summary["errors"]] == [7, 8]
+    assert "importing" in stderr.decode()  # the progress bar
+    assert await count(sessions, Contact) == 4

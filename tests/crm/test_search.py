@@ -1,0 +1,114 @@
+"""Search-as-you-type: every word by prefix across linked records, folded, scoped, and safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from crm.models import Contact, Lead, Project, Relation, Team, TeamMember, User
+from inbox.api.auth import create_api_token
+from inbox.db import Sessions
+from inbox.ingest.channels import add_channel
+from inbox.models import Conversation
+
+Client = TestClient[Any, Any]
+
+
+async def seed(sessions: Sessions) -> dict[str, Any]:
+    async with sessions() as session, session.begin():
+        agent = User(email="ank@example.nl", name="Ank", role="agent")
+        team, other = Team(name="Verkoop"), Team(name="Service")
+        session.add_all([agent, team, other])
+        await session.flush()
+        session.add(TeamMember(team_id=team.id, user_id=agent.id))
+        hamerslag = Relation(
+            name="Hamerslag B.V.", normalized_name="hamerslag", addresses=[{"city": "Utrecht"}]
+        )
+        hammer = Relation(
+            name="Hammer & Zn", normalized_name="hammer", addresses=[{"city": "Almere"}]
+        )
+        session.add_all([hamerslag, hammer])
+        await session.flush()
+        jan = Contact(
+            relation_id=hamerslag.id, first_name="Jan", last_name="Visser", full_name="Jan Visser"
+        )
+        janneke = Contact(
+            relation_id=hammer.id, first_name="Janneke", last_name="Bos", full_name="Janneke Bos"
+        )
+        piet = Contact(
+            relation_id=hamerslag.id, first_name="Piet", last_name="Smit", full_name="Piet Smit"
+        )
+        session.add_all([jan, janneke, piet])
+        session.add(Project(name="Nieuwbouw De Schelp", relation_id=hamerslag.id, city="Almere"))
+        session.add(Lead(name="Émile Dürr", company="Café Zoë"))
+        channel = await add_channel(session, "webform", "W", {})
+        session.add(
+            Conversation(
+                channel_id=channel.id, subject="Hamerslag levering Almere", team_id=team.id
+            )
+        )
+        session.add(
+            Conversation(channel_id=channel.id, subject="Hamerslag klacht", team_id=other.id)
+        )
+        await session.flush()
+        token = await create_api_token(session, agent.id, "t")
+    return {"auth": {"Authorization": f"Bearer {token}"}, "jan": jan}
+
+
+async def test_hamer_jan_almere_finds_jan_visser_first(client: Client, sessions: Sessions) -> None:
+    world = await seed(sessions)
+    data = await (
+        await client.get("/api/search", params={"q": "hamer jan almere"}, headers=world["auth"])
+    ).json()
+    contacts = data["contact"]
+    assert contacts[0]["title"] == "Jan Visser"
+    # Not Janneke Bos at Hammer & Zn in Almere: "hamer" is no prefix of "hammer" (no typo match yet).
+    assert {c["title"] for c in contacts} == {"Jan Visser"}
+    assert "relation:hamer" in contacts[0]["matched"] and "project:almere" in contacts[0]["matched"]
+    assert "conversation" not in data  # no conversation has all three words
+    scoped = await (
+        await client.get("/api/search", params={"q": "hamerslag"}, headers=world["auth"])
+    ).json()
+    # The agent's team's conversation, not the other team's "Hamerslag klacht".
+    assert [c["title"] for c in scoped["conversation"]] == ["Hamerslag levering Almere"]
+
+
+async def test_diacritics_and_case_are_folded(client: Client, sessions: Sessions) -> None:
+    world = await seed(sessions)
+    data = await (
+        await client.get("/api/search", params={"q": "EMILE cafe zo"}, headers=world["auth"])
+    ).json()
+    assert [x["title"] for x in data["lead"]] == ["Émile Dürr"]
+
+
+async def test_bad_queries_get_an_empty_result_or_a_400(client: Client, sessions: Sessions) -> None:
+    world = await seed(sessions)
+    one_letter = await client.get("/api/search", params={"q": "j"}, headers=world["auth"])
+    assert (one_letter.status, await one_letter.json()) == (200, {})
+    initial = await (
+        await client.get("/api/search", params={"q": "j visser"}, headers=world["auth"])
+    ).json()
+    assert [c["title"] for c in initial["contact"]] == ["Jan Visser"]
+    for q in ("", "   ", "'; DROP TABLE contacts; --", ".*(", "\x00\x07", "\ud800abc"):
+        response = await client.get("/api/search", params={"q": q}, headers=world["auth"])
+        assert response.status == 200, q
+    long = await client.get("/api/search", params={"q": "a " * 500}, headers=world["auth"])
+    assert long.status == 400 and (await long.json())["error"]["code"] == "bad_query"
+    huge = await client.get("/api/search", params={"q": "a" * 10_000}, headers=world["auth"])
+    assert huge.status == 400  # refused by the HTTP layer: the request line is too long
+    async with sessions() as session:
+        assert (await session.scalars(select(Contact))).first() is not None  # still there
+
+
+async def test_one_typo_per_word_still_finds_it(client: Client, sessions: Sessions) -> None:
+    world = await seed(sessions)
+    data = await (
+        await client.get("/api/search", params={"q": "hamreslag visser"}, headers=world["auth"])
+    ).json()
+    assert data["contact"][0]["title"] == "Jan Visser"
+    nothing = await (
+        await client.get("/api/search", params={"q": "xyzzyq"}, headers=world["auth"])
+    ).json()
+    assert nothing == {}

@@ -1,0 +1,50 @@
+"""An event that lost a deadlock to another worker is not failed: it stays pending for the sweep."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+import inbox.ingest.pipeline
+from channels.base import Delivery
+from inbox.db import Sessions
+from inbox.ingest.channels import add_channel
+from inbox.ingest.journal import journal_many
+from inbox.ingest.pipeline import Policy, process_events
+from inbox.models import Event
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+async def test_a_deadlocked_event_stays_pending_and_a_broken_one_fails(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sessions() as session, session.begin():
+        channel = await add_channel(session, "webform", "W", {})
+        body = json.dumps({"name": "Jan", "email": "jan@example.nl", "message": "hoi"}).encode()
+        delivery = Delivery(
+            body=body, headers={"content-type": "application/json"}, query={}, url="http://x/"
+        )
+        await journal_many(session, channel.id, [("a", delivery), ("b", delivery)])
+    calls: list[int] = []
+
+    async def lose(session: Any, channel: Any, event: Event, policy: Any, now: Any) -> Any:
+        calls.append(event.id)
+        orig = Deadlock("deadlock detected") if len(calls) == 1 else RuntimeError("broken")
+        raise DBAPIError("INSERT …", {}, orig)
+
+    monkeypatch.setattr(inbox.ingest.pipeline, "process_one", lose)
+    async with sessions() as session, session.begin():
+        events = (await session.scalars(select(Event).order_by(Event.id))).all()
+        outcomes = await process_events(session, list(events), Policy(), datetime.now(UTC))
+    assert [o.status for o in outcomes] == ["retry", "failed"]
+    async with sessions() as session:
+        statuses = (await session.scalars(select(Event.status).order_by(Event.id))).all()
+    assert statuses == ["pending", "failed"]

