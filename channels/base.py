@@ -169,6 +169,15 @@ class Accepted:
     external_id: str  # the journal's dedupe key for this delivery
     redirect_to: str | None = None  # plain HTML forms get a redirect to a thank-you page
     drop: bool = False  # honeypot hit: answer as if accepted, keep nothing
+    # Who sent it (an address, a number, a chat), when cheap to tell before processing: events of
+    # one sender are processed in order and by one worker at a time.
+    sender_key: str | None = field(default=None, compare=False)
+
+
+def phone_key(number: str | None) -> str | None:
+    """A number's last nine digits: the same line whatever prefix or format it came with."""
+    digits = "".join(ch for ch in number or "" if ch.isdigit())
+    return f"tel:{digits[-9:]}" if digits else None
 
 
 class Adapter(Protocol):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -73,6 +74,8 @@ class Event(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
     processed_at: Mapped[datetime | None]
+    # A hash of the sender (or of the channel): one partition is processed by one worker at a time.
+    partition_key: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class Conversation(Timestamped, Base):

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     trust_forwarded: bool = False  # honour X-Forwarded-* behind a reverse proxy
     db_pool_size: int = 20
     worker_max_jobs: int = 50
+    worker_drainers: int = 2  # journal-draining loops per worker process
     log_level: str = "INFO"
     log_json: bool = False
 

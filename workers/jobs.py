@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import structlog
-from arq.connections import ArqRedis
 from arq.worker import Retry
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,8 +20,8 @@ from channels.base import OutboundMessage, SendResult
 from inbox import metrics, realtime
 from inbox.attachments import FileStore
 from inbox.db import Sessions
-from inbox.ingest.journal import enqueue_event
-from inbox.ingest.pipeline import Outcome, Policy, claim, process_events
+from inbox.ingest.journal import WAKE_CHANNEL
+from inbox.ingest.pipeline import Outcome, Policy, claim, claim_ids, process_events
 from inbox.models import Attachment, Channel, Conversation, Event, Message
 from inbox.outbound import sender_for
 
@@ -34,18 +36,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def process_event(ctx: Ctx, event_id: int) -> list[dict[str, Any]]:
-    """Process the event, and with it older pending ones, in one transaction."""
+async def process_event(ctx: Ctx, event_id: int | None = None) -> list[dict[str, Any]]:
+    """Drain the journal: batch after batch of pending events until none is left to claim.
+
+    Kept under its old name and signature: a job queued for one event processes it together
+    with everything else pending."""
+    outcomes: list[Outcome] = []
+    while True:
+        done = await process_batch(ctx)
+        outcomes.extend(done)
+        if not done:
+            return [o.as_dict() for o in outcomes]
+
+
+async def process_batch(ctx: Ctx) -> list[Outcome]:
+    """Claim one batch of pending events, process it in one transaction, announce it."""
     sessions: Sessions = ctx["sessions"]
     policy: Policy = ctx["policy"]
     clock: Callable[[], datetime] = ctx.get("clock", utcnow)
     started = time.perf_counter()
     async with sessions() as session, session.begin():
-        events = await claim(session, [event_id], ctx.get("batch", BATCH))
+        events = await claim(session, ctx.get("batch", BATCH))
+        if not events:
+            return []
         outcomes = await process_events(session, events, policy, clock())
     metrics.observe_job("process_event", time.perf_counter() - started, outcomes)
     await announce(ctx, outcomes)
-    return [o.as_dict() for o in outcomes]
+    return outcomes
 
 
 async def announce(ctx: Ctx, outcomes: list[Outcome]) -> None:
@@ -56,8 +73,11 @@ async def announce(ctx: Ctx, outcomes: list[Outcome]) -> None:
     sessions: Sessions = ctx["sessions"]
     async with sessions() as session:
         rows = (await session.scalars(select(Conversation).where(Conversation.id.in_(ids)))).all()
-    for conversation in rows:
-        await realtime.publish(ctx["redis"], "message.created", conversation)
+    try:
+        for conversation in rows:
+            await realtime.publish(ctx["redis"], "message.created", conversation)
+    except Exception as exc:  # Redis away: the inbox catches up on its next load
+        log.warning("realtime publish failed", error=str(exc))
 
 
 async def replay_events(ctx: Ctx, event_ids: list[int]) -> list[dict[str, Any]]:
@@ -71,33 +91,64 @@ async def replay_events(ctx: Ctx, event_ids: list[int]) -> list[dict[str, Any]]:
         )
     outcomes: list[Outcome] = []
     async with sessions() as session, session.begin():
-        events = await claim(session, event_ids, len(event_ids))
+        events = await claim_ids(session, event_ids)
         outcomes = await process_events(session, events, ctx["policy"], ctx.get("clock", utcnow)())
     await announce(ctx, outcomes)
     return [o.as_dict() for o in outcomes]
 
 
 async def recover_pending(ctx: Ctx, *, older_than_s: float = 30.0) -> int:
-    """Re-queue events left pending by a crash between journal and processing (or a lost job)."""
-    sessions: Sessions = ctx["sessions"]
-    async with sessions() as session:
-        ids = (
-            await session.scalars(
-                select(Event.id)
-                .where(
-                    Event.status == "pending",
-                    Event.received_at < utcnow() - timedelta(seconds=older_than_s),
-                )
-                .order_by(Event.id)
-                .limit(10_000)
-            )
-        ).all()
-    redis: ArqRedis = ctx["redis"]
-    for event_id in ids:
-        await enqueue_event(redis, event_id)
-    if ids:
-        log.info("re-queued pending events", count=len(ids))
-    return len(ids)
+    """Process events left pending (a crash, a missed wake-up): the journal is the queue."""
+    return len(await process_event(ctx))
+
+
+class Drainer:
+    """A worker's loop over the journal: wakes on NOTIFY (or every second), drains, sleeps.
+
+    Several per process overlap one batch's database waits with another's Python work; the
+    partition locks keep them (and other processes') batches apart."""
+
+    def __init__(self, ctx: Ctx, dsn: str, loops: int = 2, idle_s: float = 1.0) -> None:
+        self.ctx, self.dsn, self.loops, self.idle_s = ctx, dsn, loops, idle_s
+        self.woken = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        try:
+            self.listener = await asyncpg.connect(self.dsn)
+            await self.listener.add_listener(WAKE_CHANNEL, self._on_notify)
+        except Exception as exc:  # polling still works without it
+            log.warning("LISTEN failed; polling the journal", error=str(exc))
+        self.tasks = [asyncio.create_task(self._loop(i)) for i in range(self.loops)]
+
+    def _on_notify(self, *_: object) -> None:
+        self.woken.set()
+
+    async def _loop(self, n: int) -> None:
+        while True:
+            self.woken.clear()  # a NOTIFY from now on means: look again
+            try:
+                done = await process_batch(self.ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database away: try again shortly
+                log.warning("drain failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(self.idle_s)
+                continue
+            if done:
+                self.woken.set()  # more may be waiting: the other loops go too
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.woken.wait(), self.idle_s)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.listener is not None:
+            with contextlib.suppress(Exception):
+                await self.listener.close()
 
 
 async def send_message(ctx: Ctx, message_id: int) -> str:

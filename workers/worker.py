@@ -11,11 +11,19 @@ from arq.worker import Worker
 
 from inbox.attachments import FileStore
 from inbox.db import make_engine, make_sessions
+from inbox.ingest.journal import asyncpg_dsn
 from inbox.ingest.pipeline import Policy
 from inbox.settings import Settings
 from workers import bot as chat
 from workers.dedup import duplicate_clusters
-from workers.jobs import Ctx, process_event, recover_pending, replay_events, send_message
+from workers.jobs import (
+    Ctx,
+    Drainer,
+    process_event,
+    recover_pending,
+    replay_events,
+    send_message,
+)
 from workers.mailbox import SESSION_S, schedule_mailboxes, sync_mailbox
 from workers.sla import (
     deliver_notifications,
@@ -36,12 +44,7 @@ def policy_from(settings: Settings) -> Policy:
     )
 
 
-async def recover_on_cron(ctx: Ctx) -> int:
-    return await recover_pending(ctx)
-
-
 CRON_JOBS = [
-    cron(recover_on_cron, second={0, 30}, unique=True, run_at_startup=False),
     cron(schedule_mailboxes, second={5, 35}, unique=True, run_at_startup=True),
     cron(sweep_sla, second={0, 30}, unique=True, run_at_startup=False),
     cron(wake_snoozed, second={15, 45}, unique=True, run_at_startup=False),
@@ -70,11 +73,18 @@ def make_worker(
         ctx["sessions"] = make_sessions(engine)
         ctx["policy"] = policy_from(settings)
         ctx.update(extra_ctx or {})
-        # A crash between journal and processing leaves events pending: pick them up now.
-        await recover_pending(ctx, older_than_s=0)
         await chat.startup(ctx)
+        if burst:
+            # Drain what is journaled now; the jobs queued meanwhile drain what comes later.
+            await recover_pending(ctx)
+        else:
+            # The journal is the queue: drainers claim pending events (left by a crash too).
+            ctx["drainer"] = Drainer(ctx, asyncpg_dsn(database_url), loops=settings.worker_drainers)
+            await ctx["drainer"].start()
 
     async def shutdown(ctx: Ctx) -> None:
+        if "drainer" in ctx:
+            await ctx["drainer"].stop()
         await chat.shutdown(ctx)
         engine = ctx.get("engine")
         if engine is not None:

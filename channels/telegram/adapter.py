@@ -61,7 +61,8 @@ class TelegramAdapter:
             raise Unauthorized("missing or wrong X-Telegram-Bot-Api-Secret-Token")
 
     def accept(self, config: JsonObject, delivery: Delivery) -> Accepted:
-        return Accepted(str(load_update(delivery.body)["update_id"]))
+        update = load_update(delivery.body)
+        return Accepted(str(update["update_id"]), sender_key=chat_key(update))
 
     def normalize(self, config: JsonObject, delivery: Delivery) -> InboundMessage | None:
         settings = BotConfig.from_json(config)
@@ -71,3 +72,18 @@ class TelegramAdapter:
             bot_username=settings.bot_username,
             arrival=delivery.arrival(),
         )
+
+
+def chat_key(update: JsonObject) -> str | None:
+    """The chat an update belongs to (or its sender), without reading the whole update."""
+    for value in update.values():
+        if not isinstance(value, dict):
+            continue
+        inner = value.get("message")
+        chat = value.get("chat") or (inner.get("chat") if isinstance(inner, dict) else None)
+        if isinstance(chat, dict) and "id" in chat:
+            return f"tg:{chat['id']}"
+        sender = value.get("from")
+        if isinstance(sender, dict) and "id" in sender:
+            return f"tg:{sender['id']}"
+    return None

@@ -12,6 +12,7 @@ from channels.base import (
     JsonObject,
     ParseError,
     Unauthorized,
+    phone_key,
 )
 from channels.telephony import asterisk, generic, settings, threecx, tokens, twilio
 from channels.telephony.calls import ParsedCall, call_message
@@ -50,7 +51,11 @@ class TelephonyAdapter:
     def accept(self, config: JsonObject, delivery: Delivery) -> Accepted:
         parsed = _parse(config, delivery)
         # Calls between two of our own extensions are answered 2xx but never kept.
-        return Accepted(external_id=parsed.journal_key, drop=parsed.internal)
+        return Accepted(
+            external_id=parsed.journal_key,
+            drop=parsed.internal,
+            sender_key=phone_key(parsed.call.number),
+        )
 
     def normalize(self, config: JsonObject, delivery: Delivery) -> InboundMessage | None:
         parsed = _parse(config, delivery)

@@ -12,6 +12,7 @@ from channels.base import (
     ParseError,
     Sender,
     Unprocessable,
+    phone_key,
 )
 from channels.signatures import new_secret
 from channels.webform.auth import check
@@ -88,6 +89,14 @@ def check_required(config: FormConfig, ours: dict[str, str]) -> None:
         raise Unprocessable(f"missing required field(s): {', '.join(missing)}")
 
 
+def sender_key(msg: InboundMessage | None) -> str | None:
+    if msg is None:
+        return None
+    if msg.sender.emails:
+        return f"mail:{msg.sender.emails[0].lower()}"
+    return phone_key(msg.sender.phones[0]) if msg.sender.phones else None
+
+
 def read(config: FormConfig, delivery: Delivery) -> Reading:
     sub = parse_delivery(delivery)
     external_id, id_name = journal_key(config, sub, delivery)
@@ -150,7 +159,12 @@ class WebformAdapter:
         settings = FormConfig.from_json(config)
         reading = read(settings, delivery)
         redirect = settings.redirect_url if browser_form(delivery) else None
-        return Accepted(reading.external_id, redirect_to=redirect, drop=reading.drop)
+        return Accepted(
+            reading.external_id,
+            redirect_to=redirect,
+            drop=reading.drop,
+            sender_key=sender_key(reading.message),
+        )
 
     def normalize(self, config: JsonObject, delivery: Delivery) -> InboundMessage | None:
         return read(FormConfig.from_json(config), delivery).message

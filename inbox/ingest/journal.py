@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
+import structlog
 from arq.connections import ArqRedis
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from channels.base import Delivery
 from inbox.models import Event
+
+log = structlog.get_logger(__name__)
+
+# Workers LISTEN here; a web process NOTIFYs after it journaled new pending events.
+WAKE_CHANNEL = "switchboard_events"
 
 # Never journal what authenticates a delivery: the worker does not authenticate again.
 SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
@@ -41,6 +51,11 @@ def delivery_from(event: Event) -> Delivery:
     )
 
 
+def partition_of(channel_id: str, sender_key: str | None) -> int:
+    """The partition of a sender's events (of the channel's, when the sender is not known yet)."""
+    return zlib.crc32((sender_key or f"channel:{channel_id}").encode()) & 0x7FFFFFFF
+
+
 async def journal(
     session: AsyncSession | AsyncConnection,
     *,
@@ -49,6 +64,7 @@ async def journal(
     delivery: Delivery,
     status: str = "pending",
     error: str | None = None,
+    sender_key: str | None = None,
 ) -> tuple[int, bool]:
     """Store a delivery; returns (event id, whether it is new). A redelivery changes nothing."""
     inserted = (
@@ -61,6 +77,7 @@ async def journal(
                 headers=delivery_meta(delivery),
                 status=status,
                 error=error,
+                partition_key=partition_of(channel_id, sender_key),
             )
             .on_conflict_do_nothing(index_elements=["channel_id", "external_id"])
             .returning(Event.id)
@@ -107,6 +124,7 @@ async def journal_many(
             "payload": delivery.body,
             "headers": delivery_meta(delivery),
             "status": "pending",
+            "partition_key": partition_of(channel_id, None),
         }
         for external_id, delivery in deliveries
     ]
@@ -117,3 +135,90 @@ async def journal_many(
         .returning(Event.id)
     )
     return sorted(inserted.scalars().all())
+
+
+JOURNAL_SQL = """
+WITH ins AS (
+    INSERT INTO events (channel_id, external_id, payload, headers, status, error, attempts,
+                        partition_key)
+    VALUES ($1, $2, $3, $4::jsonb, $5, $6, 0, $7)
+    ON CONFLICT (channel_id, external_id) DO NOTHING
+    RETURNING id
+)
+SELECT id, true AS new FROM ins
+UNION ALL
+SELECT id, false FROM events
+WHERE channel_id = $1 AND external_id = $2 AND NOT EXISTS (SELECT 1 FROM ins)
+"""
+
+
+class FastJournal:
+    """The accept path's journal: one prepared statement on a plain asyncpg pool, committed on
+    its own (no ORM, no session), and one NOTIFY per few milliseconds to wake the workers."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._dirty = False
+        self._waking: asyncio.Task[None] | None = None
+
+    async def add(
+        self,
+        *,
+        channel_id: str,
+        external_id: str,
+        delivery: Delivery,
+        status: str = "pending",
+        error: str | None = None,
+        sender_key: str | None = None,
+    ) -> tuple[int, bool]:
+        """Store a delivery durably; (event id, whether it is new)."""
+        args = (
+            channel_id,
+            external_id[:300],
+            delivery.body,
+            json.dumps(delivery_meta(delivery)),
+            status,
+            error,
+            partition_of(channel_id, sender_key),
+        )
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(JOURNAL_SQL, *args)
+            if row is None:  # a concurrent first delivery of the same key committed meanwhile
+                row = await conn.fetchrow(
+                    "SELECT id, false AS new FROM events WHERE channel_id = $1 AND external_id = $2",
+                    channel_id,
+                    args[1],
+                )
+        assert row is not None
+        if row["new"] and status == "pending":
+            self.wake()
+        return int(row["id"]), bool(row["new"])
+
+    def wake(self) -> None:
+        self._dirty = True
+        if self._waking is None or self._waking.done():
+            self._waking = asyncio.create_task(self._notify())
+
+    async def _notify(self) -> None:
+        while self._dirty:
+            await asyncio.sleep(0.003)  # deliveries of the next few ms share one NOTIFY
+            self._dirty = False
+            try:
+                await self.pool.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+            except Exception as exc:  # workers also look every second
+                log.warning("wake-up failed", error=str(exc))
+
+    async def close(self) -> None:
+        if self._waking is not None:
+            await asyncio.gather(self._waking, return_exceptions=True)
+        await self.pool.close()
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy URL as asyncpg's own DSN."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def notify_workers(session: AsyncSession | AsyncConnection) -> None:
+    """Wake the workers when this transaction commits (NOTIFY is transactional)."""
+    await session.execute(text("SELECT pg_notify(:c, '')"), {"c": WAKE_CHANNEL})

@@ -9,11 +9,14 @@ from sqlalchemy import select
 from channels import ADAPTERS
 from channels.base import Adapter, AdapterError, Delivery, JsonObject, ParseError, Unauthorized
 from inbox import metrics, ratelimit
-from inbox.ingest.journal import enqueue_event, journal
+from inbox.ingest.journal import FastJournal
 from inbox.models import Channel
-from inbox.state import ARQ, CHANNELS, ENGINE, SESSIONS, SETTINGS, ChannelCache, ChannelInfo
+from inbox.state import ARQ, CHANNELS, SESSIONS, SETTINGS, ChannelCache, ChannelInfo
 
 log = structlog.get_logger(__name__)
+
+# The accept path journals through its own asyncpg pool (see FastJournal).
+JOURNAL = web.AppKey("journal", FastJournal)
 
 # Public endpoints (forms on a website) are rate limited per client address.
 RATE_LIMITED = frozenset({"webform"})
@@ -135,33 +138,26 @@ async def receive(request: web.Request) -> web.StreamResponse:
         accepted = adapter.accept(channel.config, delivery)
     except AdapterError as exc:
         status = exc.status if isinstance(exc, ParseError) else 400
-        async with request.app[ENGINE].begin() as session:
-            event_id, _ = await journal(
-                session,
-                channel_id=channel_id,
-                external_id=f"invalid:{delivery.body_hash()}",
-                delivery=delivery,
-                status="failed",
-                error=exc.reason,
-            )
+        event_id, _ = await request.app[JOURNAL].add(
+            channel_id=channel_id,
+            external_id=f"invalid:{delivery.body_hash()}",
+            delivery=delivery,
+            status="failed",
+            error=exc.reason,
+        )
         metrics.DELIVERIES.labels(kind, str(status)).inc()
         log.info("delivery kept as failed", kind=kind, event_id=event_id, reason=exc.reason)
         return answer(status, {"error": exc.reason, "event_id": event_id}, cors)
 
-    async with request.app[ENGINE].begin() as session:
-        event_id, new = await journal(
-            session,
-            channel_id=channel_id,
-            external_id=accepted.external_id,
-            delivery=delivery,
-            status="ignored" if accepted.drop else "pending",
-            error="dropped: honeypot field filled" if accepted.drop else None,
-        )
-    if new and not accepted.drop:
-        try:
-            await enqueue_event(request.app[ARQ], event_id)
-        except Exception as exc:  # journaled: the recovery sweep will queue it
-            log.warning("enqueue failed", event_id=event_id, error=str(exc))
+    # Committed before the answer; the workers are woken by a NOTIFY, no job per delivery.
+    event_id, new = await request.app[JOURNAL].add(
+        channel_id=channel_id,
+        external_id=accepted.external_id,
+        delivery=delivery,
+        status="ignored" if accepted.drop else "pending",
+        error="dropped: honeypot field filled" if accepted.drop else None,
+        sender_key=accepted.sender_key,
+    )
     metrics.DELIVERIES.labels(kind, "202" if new else "200").inc()
     if accepted.redirect_to:
         raise web.HTTPSeeOther(accepted.redirect_to, headers=cors)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import asyncpg
 import structlog
 from aiohttp import web
 from arq.connections import RedisSettings, create_pool
@@ -23,6 +24,8 @@ from inbox.api import conversations as api_inbox
 from inbox.api import ws
 from inbox.db import make_engine, make_sessions
 from inbox.ingest import webhooks
+from inbox.ingest.journal import FastJournal, asyncpg_dsn
+from inbox.ingest.webhooks import JOURNAL
 from inbox.metrics import REGISTRY
 from inbox.settings import Settings
 from inbox.state import ARQ, CHANNELS, ENGINE, SESSIONS, SETTINGS, ChannelCache
@@ -64,9 +67,15 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
         engine = make_engine(database_url, pool_size=settings.db_pool_size)
         app[ENGINE] = engine
         app[SESSIONS] = make_sessions(engine)
+        app[JOURNAL] = FastJournal(
+            await asyncpg.create_pool(
+                asyncpg_dsn(database_url), min_size=1, max_size=settings.db_pool_size
+            )
+        )
         app[ARQ] = await create_pool(RedisSettings.from_dsn(redis_url))
         yield
         await app[ARQ].aclose()
+        await app[JOURNAL].close()
         await engine.dispose()
 
     app.cleanup_ctx.append(engines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import sys
@@ -94,11 +95,13 @@ def migrate() -> None:
         click.echo("database is up to date")
 
 
-async def serve_until_stopped(app: web.Application, host: str, port: int) -> None:
+async def serve_until_stopped(
+    app: web.Application, host: str, port: int, *, reuse_port: bool = False
+) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    click.echo(f"Switchboard is listening on http://{host}:{port}", err=True)
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+    click.echo(f"Switchboard is listening on http://{host}:{port} (pid {os.getpid()})", err=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -138,11 +141,56 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 @main.command("web")
 @data_dir_option
 @host_port_options
-def web_(host: str | None, port: int | None) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Web processes sharing the port (SO_REUSEPORT); default: one per CPU.",
+)
+def web_(host: str | None, port: int | None, processes: int | None) -> None:
     """Run the web server only (webhooks, API, inbox)."""
     s = settings().model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
     with migrated(s, redis=True) as urls:
-        run(serve_until_stopped(create_app(s, urls.database_url, urls.redis_url), s.host, s.port))
+        serve_processes(
+            processes or os.cpu_count() or 1,
+            lambda: create_app(s, urls.database_url, urls.redis_url),
+            s.host,
+            s.port,
+        )
+
+
+def serve_processes(n: int, make_app: Callable[[], web.Application], host: str, port: int) -> None:
+    """Serve in n processes on one port: the kernel spreads connections over them."""
+    if n <= 1:
+        run(serve_until_stopped(make_app(), host, port))
+        return
+    forked = multiprocessing.get_context("fork")
+    children = [
+        forked.Process(target=_serve_child, args=(make_app, host, port), name=f"web-{i}")
+        for i in range(n)
+    ]
+    for child in children:
+        child.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = 0
+    for child in children:
+        child.join()
+        failed += child.exitcode not in (0, -signal.SIGTERM)
+    if failed:
+        raise SystemExit(1)
+
+
+def _serve_child(make_app: Callable[[], web.Application], host: str, port: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    run(serve_until_stopped(make_app(), host, port, reuse_port=True))
 
 
 @main.command()

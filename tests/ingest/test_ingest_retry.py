@@ -33,14 +33,12 @@ async def test_a_deadlocked_event_stays_pending_and_a_broken_one_fails(
             body=body, headers={"content-type": "application/json"}, query={}, url="http://x/"
         )
         await journal_many(session, channel.id, [("a", delivery), ("b", delivery)])
-    calls: list[int] = []
-
-    async def lose(session: Any, channel: Any, event: Event, policy: Any, now: Any) -> Any:
-        calls.append(event.id)
-        orig = Deadlock("deadlock detected") if len(calls) == 1 else RuntimeError("broken")
+    async def lose(session: Any, channel: Any, event_id: int, *args: Any, **kw: Any) -> Any:
+        first = event_id == min(e.id for e in events)
+        orig = Deadlock("deadlock detected") if first else RuntimeError("broken")
         raise DBAPIError("INSERT …", {}, orig)
 
-    monkeypatch.setattr(inbox.ingest.pipeline, "process_one", lose)
+    monkeypatch.setattr(inbox.ingest.pipeline, "store", lose)
     async with sessions() as session, session.begin():
         events = (await session.scalars(select(Event).order_by(Event.id))).all()
         outcomes = await process_events(session, list(events), Policy(), datetime.now(UTC))
