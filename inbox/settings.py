@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     worker_max_jobs: int = 50
     worker_drainers: int = 2  # journal-draining loops per worker process
+    ingest_batch: int = 100  # events per drain transaction
     log_level: str = "INFO"
     log_json: bool = False
 

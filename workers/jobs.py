@@ -28,7 +28,7 @@ from inbox.outbound import sender_for
 log = structlog.get_logger(__name__)
 
 Ctx = dict[str, Any]
-BATCH = 20  # events per transaction: short enough that workers seldom wait on each other
+BATCH = 100  # events per transaction (settings: ingest_batch)
 MAX_SEND_ATTEMPTS = 6
 
 

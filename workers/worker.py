@@ -72,6 +72,7 @@ def make_worker(
         ctx["engine"] = engine
         ctx["sessions"] = make_sessions(engine)
         ctx["policy"] = policy_from(settings)
+        ctx["batch"] = settings.ingest_batch
         ctx.update(extra_ctx or {})
         await chat.startup(ctx)
         if burst:

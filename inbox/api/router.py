@@ -34,6 +34,11 @@ def not_found(what: str = "resource") -> ApiError:
     return ApiError(404, "not_found", f"no such {what}")
 
 
+def bot_refused(p: Principal) -> None:
+    if p.scope == "bot":
+        raise ApiError(403, "forbidden", "a bot token cannot do this")
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
     body: dict[str, Any] = {"status": status, "code": code, "message": message}
     if details is not None:

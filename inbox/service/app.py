@@ -17,8 +17,11 @@ import inbox.api.bot  # (registers the bot's routes)
 import inbox.api.canned  # (registers the canned replies' routes)
 import inbox.api.crm  # (registers contacts, relations, merges, duplicates)
 import inbox.api.match  # (registers the matcher's routes)
-import inbox.api.panel
-import inbox.api.routing  # noqa: F401  (registers the routing and SLA routes)
+import inbox.api.originals  # (registers a message's original and attachment downloads)
+import inbox.api.page  # (registers the inbox page's start-up data and list)
+import inbox.api.panel  # (registers the customer panel and record cards)
+import inbox.api.routing  # (registers the routing and SLA routes)
+import inbox.api.search  # noqa: F401  (registers search)
 from inbox import web as web_pages
 from inbox.api import conversations as api_inbox
 from inbox.api import ws

@@ -6,7 +6,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-import inbox.api.panel  # noqa: F401  (registers the routes the page needs)
+import inbox.api.originals
+import inbox.api.page
+import inbox.api.panel
+import inbox.api.search  # noqa: F401  (registers the routes the page needs)
 from inbox.api.auth import authenticate
 
 STATIC = Path(__file__).parent / "static"

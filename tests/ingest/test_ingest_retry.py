@@ -33,6 +33,7 @@ async def test_a_deadlocked_event_stays_pending_and_a_broken_one_fails(
             body=body, headers={"content-type": "application/json"}, query={}, url="http://x/"
         )
         await journal_many(session, channel.id, [("a", delivery), ("b", delivery)])
+
     async def lose(session: Any, channel: Any, event_id: int, *args: Any, **kw: Any) -> Any:
         first = event_id == min(e.id for e in events)
         orig = Deadlock("deadlock detected") if first else RuntimeError("broken")
