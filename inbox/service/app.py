@@ -13,15 +13,18 @@ from arq.connections import RedisSettings, create_pool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+import inbox.api.availability  # (registers people's availability and team routing)
 import inbox.api.bot  # (registers the bot's routes)
 import inbox.api.canned  # (registers the canned replies' routes)
 import inbox.api.crm  # (registers contacts, relations, merges, duplicates)
 import inbox.api.match  # (registers the matcher's routes)
+import inbox.api.notifications  # (registers a person's notifications)
 import inbox.api.originals  # (registers a message's original and attachment downloads)
 import inbox.api.page  # (registers the inbox page's start-up data and list)
 import inbox.api.panel  # (registers the customer panel and record cards)
-import inbox.api.routing  # (registers the routing and SLA routes)
-import inbox.api.search  # noqa: F401  (registers search)
+import inbox.api.routing  # (registers the routing rules)
+import inbox.api.search  # (registers search)
+import inbox.api.sla  # noqa: F401  (registers SLA policies, business hours, a conversation's SLA)
 from inbox import web as web_pages
 from inbox.api import conversations as api_inbox
 from inbox.api import ws
