@@ -91,8 +91,14 @@ async def match_exact(session: AsyncSession, keys: Sequence[Key]) -> Match:
 
     A shared mailbox (info@, sales@) names its relation, never one person.
     """
-    if not keys:
-        return Match()
+    return (await match_exact_many(session, [keys]))[0]
+
+
+async def match_exact_many(session: AsyncSession, senders: Sequence[Sequence[Key]]) -> list[Match]:
+    """`match_exact` for many senders in one query."""
+    wanted = {(k.kind, k.value) for keys in senders for k in keys}
+    if not wanted:
+        return [Match() for _ in senders]
     rows = (
         await session.execute(
             select(
@@ -106,9 +112,17 @@ async def match_exact(session: AsyncSession, keys: Sequence[Key]) -> Match:
                 Contact.relation_id.label("contact_relation_id"),
             )
             .outerjoin(Contact, Contact.id == Identity.contact_id)
-            .where(tuple_(Identity.kind, Identity.value).in_([(k.kind, k.value) for k in keys]))
+            .where(tuple_(Identity.kind, Identity.value).in_(sorted(wanted)))
         )
     ).all()
+    by_key = {(r.kind, r.value): r for r in rows}
+    return [
+        _best([by_key[(k.kind, k.value)] for k in keys if (k.kind, k.value) in by_key], keys)
+        for keys in senders
+    ]
+
+
+def _best(rows: Sequence[Any], keys: Sequence[Key]) -> Match:
     if not rows:
         return Match()
     order = {(k.kind, k.value): i for i, k in enumerate(keys)}
@@ -137,29 +151,41 @@ async def add_identities(
     lead_id: int | None = None,
 ) -> None:
     """Give the owner these identities; ones already owned by someone else stay theirs."""
-    if not keys:
-        return
-    # One order for every writer, so two transactions adding overlapping keys never deadlock.
-    keys = sorted(keys, key=lambda k: (k.kind, k.value))
-    await session.execute(
-        insert(Identity)
-        .values(
-            [
+    owner = {"contact_id": contact_id, "relation_id": relation_id, "lead_id": lead_id}
+    await add_identities_many(session, [(keys, owner)])
+
+
+async def add_identities_many(
+    session: AsyncSession, owned: Sequence[tuple[Sequence[Key], dict[str, int | None]]]
+) -> dict[tuple[str, str], int]:
+    """`add_identities` for many owners in one statement; the first owner of a key wins.
+    Returns the ids of the identities this statement created, by (kind, value)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for keys, owner in owned:
+        for k in keys:
+            rows.setdefault(
+                (k.kind, k.value),
                 {
                     "kind": k.kind,
                     "value": k.value,
                     "key": secondary_key(k.kind, k.value),
                     "shared": k.kind == "email" and normalizers.is_shared_mailbox(k.value),
                     "raw": k.raw,
-                    "contact_id": contact_id,
-                    "relation_id": relation_id,
-                    "lead_id": lead_id,
-                }
-                for k in keys
-            ]
-        )
+                    "contact_id": owner.get("contact_id"),
+                    "relation_id": owner.get("relation_id"),
+                    "lead_id": owner.get("lead_id"),
+                },
+            )
+    if not rows:
+        return {}
+    # One order for every writer, so two transactions adding overlapping keys never deadlock.
+    created = await session.execute(
+        insert(Identity)
+        .values([rows[key] for key in sorted(rows)])
         .on_conflict_do_nothing(index_elements=["kind", "value"])
+        .returning(Identity.id, Identity.kind, Identity.value)
     )
+    return {(r.kind, r.value): r.id for r in created}
 
 
 # --- the staged matcher ------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from channels.base import OutboundMessage, SendResult
 from inbox import metrics, realtime
 from inbox.attachments import FileStore
 from inbox.db import Sessions
+from inbox.ingest.batches import claim, claim_ids, process_events
 from inbox.ingest.journal import WAKE_CHANNEL
-from inbox.ingest.pipeline import Outcome, Policy, claim, claim_ids, process_events
+from inbox.ingest.pipeline import Outcome, Policy
 from inbox.models import Attachment, Channel, Conversation, Event, Message
 from inbox.outbound import sender_for
 

@@ -9,12 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, tuple_, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels import adapter_for
-from channels.base import AdapterError, InboundMessage
+from channels.base import InboundMessage
 from crm import normalizers
 from crm.matcher import DEFAULT as MATCH_DEFAULT
 from crm.matcher import (
@@ -30,7 +29,6 @@ from crm.matcher import (
 from crm.models import Activity, Lead, MatchReview, Task
 from inbox.attachments import FileStore
 from inbox.bot import dialog as bot
-from inbox.ingest.journal import delivery_from
 from inbox.models import Attachment, Channel, Conversation, Event, Message
 from inbox.routing import rules as routing
 from inbox.routing import sla
@@ -71,199 +69,11 @@ class ProcessingError(Exception):
     """An event that cannot be processed as it is; it is marked failed with this reason."""
 
 
-# Namespace of the per-partition advisory locks (the other key is the partition).
-PARTITION_LOCKS = 7412100
-
-
-async def claim(session: AsyncSession, batch: int) -> list[Event]:
-    """Lock up to `batch` of the oldest pending events, taking whole partitions: a partition
-    (one sender, see `partition_of`) another worker holds is left alone until it commits, so
-    a sender's events are processed in order, by one worker at a time, and no two workers ever
-    wait on each other's rows. The caller's transaction owns them until it commits."""
-    window = (
-        await session.execute(
-            select(Event.id, Event.partition_key)
-            .where(Event.status == "pending")
-            .order_by(Event.id)
-            .limit(batch * 4)
-        )
-    ).all()
-    if not window:
-        return []
-    wanted = list(dict.fromkeys(row.partition_key for row in window))
-    mine = set(
-        (
-            await session.scalars(
-                text(
-                    "SELECT p FROM unnest(CAST(:parts AS int[])) AS p "
-                    "WHERE pg_try_advisory_xact_lock(:ns, p)"
-                ),
-                {"parts": wanted, "ns": PARTITION_LOCKS},
-            )
-        ).all()
-    )
-    ids = [row.id for row in window if row.partition_key in mine][:batch]
-    if not ids:
-        return []
-    return list(
-        (
-            await session.scalars(
-                select(Event)
-                .where(Event.id.in_(ids), Event.status == "pending")
-                .order_by(Event.id)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-    )
-
-
-async def claim_ids(session: AsyncSession, event_ids: list[int]) -> list[Event]:
-    """Lock these pending events (a replay), waiting for their partitions' current owners."""
-    events = list(
-        (
-            await session.scalars(
-                select(Event)
-                .where(Event.id.in_(event_ids), Event.status == "pending")
-                .order_by(Event.id)
-                .with_for_update()
-            )
-        ).all()
-    )
-    for part in sorted({e.partition_key for e in events}):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, :p)"), {"ns": PARTITION_LOCKS, "p": part}
-        )
-    return events
-
-
-async def process_events(
-    session: AsyncSession, events: list[Event], policy: Policy, now: datetime
-) -> list[Outcome]:
-    """Process claimed events: parse each (a bad one fails alone, before any SQL), store the
-    batch under one savepoint, and record every event's outcome in one statement. Should the
-    batch fail, it is stored again one savepoint per event, so only the bad event fails."""
-    channel_ids = {e.channel_id for e in events}
-    channels = {
-        c.id: c
-        for c in (await session.scalars(select(Channel).where(Channel.id.in_(channel_ids)))).all()
-    }
-    outcomes: dict[int, Outcome] = {}
-    work: list[tuple[Event, Channel, InboundMessage]] = []
-    for event in events:
-        channel = channels.get(event.channel_id)
-        try:
-            if channel is None:
-                raise ProcessingError("the channel no longer exists")
-            msg = adapter_for(channel.kind).normalize(channel.config, delivery_from(event))
-        except Exception as exc:  # one bad event must not stall the others
-            outcomes[event.id] = failed(event, exc)
-            continue
-        if msg is None or (msg.call is not None and msg.call.status is None):
-            outcomes[event.id] = Outcome(event.id, "ignored")  # a call still ringing, a ping
-            continue
-        work.append((event, channel, msg))
-    known = await stored_messages(session, [(c.id, m.external_id) for _, c, m in work])
-    try:
-        async with session.begin_nested():
-            for event, channel, msg in work:
-                message = await store(session, channel, event.id, msg, policy, now, known)
-                known.add((channel.id, msg.external_id))
-                outcomes[event.id] = Outcome(event.id, "processed", None, message.conversation_id)
-    except Exception as exc:
-        log.info("batch stored one event at a time", events=len(work), error=str(exc)[:200])
-        for event, channel, msg in work:
-            outcomes[event.id] = await store_alone(session, event, channel, msg, policy, now)
-    await record_outcomes(session, list(outcomes.values()), now)
-    return [outcomes[e.id] for e in events]
-
-
-async def store_alone(
-    session: AsyncSession,
-    event: Event,
-    channel: Channel,
-    msg: InboundMessage,
-    policy: Policy,
-    now: datetime,
-) -> Outcome:
-    try:
-        async with session.begin_nested():
-            message = await store(session, channel, event.id, msg, policy, now)
-    except DBAPIError as exc:
-        if retryable(exc):
-            # Another transaction held what this event needed (a deadlock or a serialization
-            # failure): the event stays pending and a drainer takes it again.
-            log.info("event retried later", event_id=event.id, error=str(exc.orig)[:200])
-            return Outcome(event.id, "retry", str(exc.orig)[:200])
-        return failed(event, exc)
-    except Exception as exc:
-        return failed(event, exc)
-    return Outcome(event.id, "processed", None, message.conversation_id)
-
-
-def failed(event: Event, exc: Exception) -> Outcome:
-    reason = (
-        exc.reason
-        if isinstance(exc, AdapterError)
-        else str(exc)
-        if isinstance(exc, ProcessingError)
-        else f"{type(exc).__name__}: {exc}"
-    )
-    log.warning("event failed", event_id=event.id, channel_id=event.channel_id, error=reason)
-    return Outcome(event.id, "failed", reason)
-
-
-async def record_outcomes(session: AsyncSession, outcomes: list[Outcome], now: datetime) -> None:
-    """Every event's status, error and attempt count in one statement (a retry stays pending)."""
-    if not outcomes:
-        return
-    await session.execute(
-        text(
-            "UPDATE events AS e SET status = v.status, error = v.error, "
-            "attempts = e.attempts + 1, "
-            "processed_at = CASE WHEN v.status = 'pending' THEN NULL ELSE CAST(:now AS timestamptz) END "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), "
-            "CAST(:errors AS text[])) AS v(id, status, error) WHERE e.id = v.id"
-        ),
-        {
-            "ids": [o.event_id for o in outcomes],
-            "statuses": ["pending" if o.status == "retry" else o.status for o in outcomes],
-            "errors": [None if o.status == "processed" else o.error for o in outcomes],
-            "now": now,
-        },
-    )
-
-
-async def stored_messages(
-    session: AsyncSession, keys: list[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """Which of these (channel, external id) already have a message: one query per batch."""
-    if not keys:
-        return set()
-    rows = await session.execute(
-        select(Message.channel_id, Message.external_id).where(
-            tuple_(Message.channel_id, Message.external_id).in_(keys)
-        )
-    )
-    return {(r.channel_id, r.external_id) for r in rows}
-
-
 def retryable(exc: DBAPIError) -> bool:
     """A deadlock or serialization failure: nothing wrong with the event, try it again later."""
     return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001") or "deadlock detected" in str(
         exc
     )
-
-
-async def process_one(
-    session: AsyncSession, channel: Channel, event: Event, policy: Policy, now: datetime
-) -> tuple[str, int | None]:
-    """(event status, the conversation it landed in)."""
-    adapter = adapter_for(channel.kind)
-    msg = adapter.normalize(channel.config, delivery_from(event))
-    if msg is None or (msg.call is not None and msg.call.status is None):
-        return "ignored", None  # nothing to store: a call still ringing, a status ping
-    message = await store(session, channel, event.id, msg, policy, now)
-    return "processed", message.conversation_id
 
 
 async def store(
@@ -435,14 +245,18 @@ async def update_existing(
     return message
 
 
-async def create_lead(session: AsyncSession, channel: Channel, msg: InboundMessage) -> int:
-    lead = Lead(
+def new_lead(channel: Channel, msg: InboundMessage) -> Lead:
+    return Lead(
         name=msg.sender.name,
         company=msg.sender.company,
         source_channel_id=channel.id,
         source_detail=msg.source_detail,
         fields=dict(msg.fields) | ({"city": msg.sender.city} if msg.sender.city else {}),
     )
+
+
+async def create_lead(session: AsyncSession, channel: Channel, msg: InboundMessage) -> int:
+    lead = new_lead(channel, msg)
     session.add(lead)
     await session.flush()
     return lead.id

@@ -88,7 +88,11 @@ async def rate_limited(request: web.Request, channel: ChannelInfo) -> int | None
     if not isinstance(limit, int) or limit <= 0:
         return None
     key = f"switchboard:rl:{channel.id}:{client_address(request)}"
-    return await ratelimit.hit(request.app[ARQ], key, limit)
+    try:
+        return await ratelimit.hit(request.app[ARQ], key, limit)
+    except Exception as exc:  # Redis away: accepting (and journaling) beats losing the post
+        log.warning("rate limit unavailable", channel_id=channel.id, error=type(exc).__name__)
+        return None
 
 
 def answer(status: int, body: dict[str, object], headers: dict[str, str]) -> web.Response:

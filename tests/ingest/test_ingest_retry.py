@@ -10,12 +10,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+import inbox.ingest.bulk
 import inbox.ingest.pipeline
 from channels.base import Delivery
 from inbox.db import Sessions
+from inbox.ingest.batches import process_events
 from inbox.ingest.channels import add_channel
 from inbox.ingest.journal import journal_many
-from inbox.ingest.pipeline import Policy, process_events
+from inbox.ingest.pipeline import Policy
 from inbox.models import Event
 
 
@@ -39,6 +41,10 @@ async def test_a_deadlocked_event_stays_pending_and_a_broken_one_fails(
         orig = Deadlock("deadlock detected") if first else RuntimeError("broken")
         raise DBAPIError("INSERT …", {}, orig)
 
+    async def broken_batch(*args: Any) -> Any:
+        raise RuntimeError("the batch fails: each event is stored alone")
+
+    monkeypatch.setattr(inbox.ingest.bulk, "store_many", broken_batch)
     monkeypatch.setattr(inbox.ingest.pipeline, "store", lose)
     async with sessions() as session, session.begin():
         events = (await session.scalars(select(Event).order_by(Event.id))).all()

@@ -1,0 +1,221 @@
+"""Batches of journaled events: claim them partition by partition, parse them, store them (the
+set-based way where it can, `pipeline.store` where it must) and record every outcome at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels import adapter_for
+from channels.base import AdapterError, InboundMessage
+from inbox.ingest import bulk, pipeline
+from inbox.ingest.journal import delivery_from
+from inbox.ingest.pipeline import Outcome, Policy, ProcessingError, retryable
+from inbox.models import Channel, Event, Message
+
+log = structlog.get_logger(__name__)
+
+# Namespace of the per-partition advisory locks (the other key is the partition).
+PARTITION_LOCKS = 7412100
+
+
+async def claim(session: AsyncSession, batch: int) -> list[Event]:
+    """Lock up to `batch` of the oldest pending events, taking whole partitions: a partition
+    (one sender, see `partition_of`) another worker holds is left alone until it commits, so
+    a sender's events are processed in order, by one worker at a time, and no two workers ever
+    wait on each other's rows. The caller's transaction owns them until it commits."""
+    window = (
+        await session.execute(
+            select(Event.id, Event.partition_key)
+            .where(Event.status == "pending")
+            .order_by(Event.id)
+            .limit(batch * 4)
+        )
+    ).all()
+    if not window:
+        return []
+    # Oldest first: lock the partitions of the next events the batch still needs, one statement
+    # per round; a partition someone holds is passed over, and the next worker finds the rest of
+    # the window free.
+    mine: set[int] = set()
+    theirs: set[int] = set()
+    ids: list[int] = []
+    seen = 0
+    while len(ids) < batch and seen < len(window):
+        chunk = window[seen : seen + batch - len(ids)]
+        seen += len(chunk)
+        ask = list(dict.fromkeys(r.partition_key for r in chunk if r.partition_key not in mine))
+        ask = [part for part in ask if part not in theirs]
+        if ask:
+            got = set(
+                (
+                    await session.scalars(
+                        text(
+                            "SELECT p FROM unnest(CAST(:parts AS int[])) AS p "
+                            "WHERE pg_try_advisory_xact_lock(:ns, p)"
+                        ),
+                        {"parts": ask, "ns": PARTITION_LOCKS},
+                    )
+                ).all()
+            )
+            mine |= got
+            theirs |= set(ask) - got
+        ids.extend(r.id for r in chunk if r.partition_key in mine)
+    ids = sorted(ids)[:batch]
+    if not ids:
+        return []
+    return list(
+        (
+            await session.scalars(
+                select(Event)
+                .where(Event.id.in_(ids), Event.status == "pending")
+                .order_by(Event.id)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def claim_ids(session: AsyncSession, event_ids: list[int]) -> list[Event]:
+    """Lock these pending events (a replay), waiting for their partitions' current owners."""
+    events = list(
+        (
+            await session.scalars(
+                select(Event)
+                .where(Event.id.in_(event_ids), Event.status == "pending")
+                .order_by(Event.id)
+                .with_for_update()
+            )
+        ).all()
+    )
+    for part in sorted({e.partition_key for e in events}):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, :p)"), {"ns": PARTITION_LOCKS, "p": part}
+        )
+    return events
+
+
+async def process_events(
+    session: AsyncSession, events: list[Event], policy: Policy, now: datetime
+) -> list[Outcome]:
+    """Process claimed events: parse each (a bad one fails alone, before any SQL), store the
+    batch under one savepoint, and record every event's outcome in one statement. Should the
+    batch fail, it is stored again one savepoint per event, so only the bad event fails."""
+    channel_ids = {e.channel_id for e in events}
+    channels = {
+        c.id: c
+        for c in (await session.scalars(select(Channel).where(Channel.id.in_(channel_ids)))).all()
+    }
+    outcomes: dict[int, Outcome] = {}
+    work: list[tuple[Event, Channel, InboundMessage]] = []
+    for event in events:
+        channel = channels.get(event.channel_id)
+        try:
+            if channel is None:
+                raise ProcessingError("the channel no longer exists")
+            msg = adapter_for(channel.kind).normalize(channel.config, delivery_from(event))
+        except Exception as exc:  # one bad event must not stall the others
+            outcomes[event.id] = failed(event, exc)
+            continue
+        if msg is None or (msg.call is not None and msg.call.status is None):
+            outcomes[event.id] = Outcome(event.id, "ignored")  # a call still ringing, a ping
+            continue
+        work.append((event, channel, msg))
+    known = await stored_messages(session, [(c.id, m.external_id) for _, c, m in work])
+    fresh: list[tuple[int, Channel, InboundMessage]] = []
+    one_by_one: list[tuple[Event, Channel, InboundMessage]] = []
+    for event, channel, msg in work:
+        key = (channel.id, msg.external_id)
+        if key not in known and bulk.set_based(channel, msg):
+            fresh.append((event.id, channel, msg))
+        else:
+            one_by_one.append((event, channel, msg))
+        known.add(key)
+    try:
+        async with session.begin_nested():
+            conversations = await bulk.store_many(session, fresh, policy, now)
+            for event_id, conversation_id in conversations.items():
+                outcomes[event_id] = Outcome(event_id, "processed", None, conversation_id)
+            for event, channel, msg in one_by_one:
+                message = await pipeline.store(session, channel, event.id, msg, policy, now)
+                outcomes[event.id] = Outcome(event.id, "processed", None, message.conversation_id)
+    except Exception as exc:
+        log.info("batch stored one event at a time", events=len(work), error=str(exc)[:200])
+        for event, channel, msg in work:
+            outcomes[event.id] = await store_alone(session, event, channel, msg, policy, now)
+    await record_outcomes(session, list(outcomes.values()), now)
+    return [outcomes[e.id] for e in events]
+
+
+async def store_alone(
+    session: AsyncSession,
+    event: Event,
+    channel: Channel,
+    msg: InboundMessage,
+    policy: Policy,
+    now: datetime,
+) -> Outcome:
+    try:
+        async with session.begin_nested():
+            message = await pipeline.store(session, channel, event.id, msg, policy, now)
+    except DBAPIError as exc:
+        if retryable(exc):
+            # Another transaction held what this event needed (a deadlock or a serialization
+            # failure): the event stays pending and a drainer takes it again.
+            log.info("event retried later", event_id=event.id, error=str(exc.orig)[:200])
+            return Outcome(event.id, "retry", str(exc.orig)[:200])
+        return failed(event, exc)
+    except Exception as exc:
+        return failed(event, exc)
+    return Outcome(event.id, "processed", None, message.conversation_id)
+
+
+def failed(event: Event, exc: Exception) -> Outcome:
+    reason = (
+        exc.reason
+        if isinstance(exc, AdapterError)
+        else str(exc)
+        if isinstance(exc, ProcessingError)
+        else f"{type(exc).__name__}: {exc}"
+    )
+    log.warning("event failed", event_id=event.id, channel_id=event.channel_id, error=reason)
+    return Outcome(event.id, "failed", reason)
+
+
+async def record_outcomes(session: AsyncSession, outcomes: list[Outcome], now: datetime) -> None:
+    """Every event's status, error and attempt count in one statement (a retry stays pending)."""
+    if not outcomes:
+        return
+    await session.execute(
+        text(
+            "UPDATE events AS e SET status = v.status, error = v.error, "
+            "attempts = e.attempts + 1, "
+            "processed_at = CASE WHEN v.status = 'pending' THEN NULL ELSE CAST(:now AS timestamptz) END "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), "
+            "CAST(:errors AS text[])) AS v(id, status, error) WHERE e.id = v.id"
+        ),
+        {
+            "ids": [o.event_id for o in outcomes],
+            "statuses": ["pending" if o.status == "retry" else o.status for o in outcomes],
+            "errors": [None if o.status == "processed" else o.error for o in outcomes],
+            "now": now,
+        },
+    )
+
+
+async def stored_messages(
+    session: AsyncSession, keys: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these (channel, external id) already have a message: one query per batch."""
+    if not keys:
+        return set()
+    rows = await session.execute(
+        select(Message.channel_id, Message.external_id).where(
+            tuple_(Message.channel_id, Message.external_id).in_(keys)
+        )
+    )
+    return {(r.channel_id, r.external_id) for r in rows}
