@@ -1,30 +1,20 @@
-"""REST routes of the inbox: conversations, messages, tasks, leads, channels, tokens, log-in."""
+"""REST routes of conversations and their messages: list, read, reply, add a note, assign,
+set status, priority and labels, the history, and the people to assign work to."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-from sqlalchemy import func, or_, select, tuple_, union_all, update
+from sqlalchemy import func, select, tuple_, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from channels import ADAPTERS
-from crm import normalizers
-from crm.models import Activity, Contact, Identity, Lead, Relation, Task, TeamMember, User
+from crm.models import Task, TeamMember, User
 from inbox import realtime
 from inbox.access import visible_conversations
-from inbox.api.auth import (
-    check_login,
-    create_api_token,
-    create_session,
-    end_session,
-    set_session_cookie,
-)
 from inbox.api.router import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
 from inbox.history import record
-from inbox.ingest.channels import add_channel, describe
 from inbox.ingest.journal import enqueue_send
 from inbox.models import (
     CONVERSATION_STATUSES,
@@ -38,118 +28,23 @@ from inbox.outbound import CannotSend, add_note, queue_reply
 from inbox.schemas import (
     AssignIn,
     AttachmentOut,
-    ChannelIn,
     ConversationOut,
     ConversationPage,
     ConversationQuery,
-    ConvertIn,
-    ConvertOut,
     HistoryOut,
     LabelsIn,
-    LeadOut,
-    LeadPage,
-    LeadQuery,
-    LoginIn,
-    Me,
     MessageOut,
     MessagePage,
     NoteIn,
     PriorityIn,
-    QualifyIn,
     ReplyIn,
     StatusIn,
-    TaskOut,
-    TaskPage,
-    TaskQuery,
-    TokenIn,
-    TokenOut,
 )
-from inbox.state import ARQ, SESSIONS
-
-ADMIN = ("admin",)
-STAFF = ("admin", "manager")
+from inbox.state import ARQ
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-# --- log-in ---------------------------------------------------------------------------------
-
-
-async def login(request: web.Request) -> web.Response:
-    """POST /api/auth/login {email, password}: sets the session cookie, returns the CSRF token."""
-    try:
-        data = LoginIn.model_validate(await request.json())
-    except Exception:
-        raise web.HTTPBadRequest(
-            text='{"error": {"status": 400, "code": "bad_request", "message": "email and password required"}}',
-            content_type="application/json",
-        ) from None
-    user, wait = await check_login(request, data.email, data.password)
-    if wait is not None:
-        return web.json_response(
-            {"error": {"status": 429, "code": "rate_limited", "message": "too many attempts"}},
-            status=429,
-            headers={"Retry-After": str(wait)},
-        )
-    if user is None:
-        return web.json_response(
-            {
-                "error": {
-                    "status": 401,
-                    "code": "bad_credentials",
-                    "message": "wrong e-mail or password",
-                }
-            },
-            status=401,
-        )
-    async with request.app[SESSIONS]() as session, session.begin():
-        token, csrf = await create_session(session, user.id)
-    response = web.json_response(
-        {"id": user.id, "name": user.name, "role": user.role, "csrf_token": csrf}
-    )
-    set_session_cookie(request, response, token)
-    return response
-
-
-async def logout(request: web.Request) -> web.Response:
-    await end_session(request)
-    response = web.json_response({"status": "logged out"})
-    response.del_cookie("sb_session", path="/")
-    return response
-
-
-@API.route("GET", "/api/me", summary="Who am I", tag="auth", response=Me, scopes=("api", "bot"))
-async def me(req: ApiRequest) -> Me:
-    p = req.principal
-    return Me(
-        id=p.user_id, name=p.name, role=p.role, team_ids=list(p.team_ids), csrf_token=p.csrf_token
-    )
-
-
-@API.route(
-    "POST",
-    "/api/tokens",
-    summary="Create an API or bot token (shown once)",
-    tag="auth",
-    body=TokenIn,
-    response=TokenOut,
-    status=201,
-)
-async def create_token(req: ApiRequest) -> TokenOut:
-    body: TokenIn = req.body
-    user_id = body.user_id or req.principal.user_id
-    if (body.scope == "bot" or user_id != req.principal.user_id) and not req.principal.is_admin:
-        raise ApiError(403, "forbidden", "only an admin creates bot tokens or tokens for others")
-    if body.scope == "bot" and not body.channel_id:
-        raise ApiError(422, "invalid", "a bot token needs a channel_id")
-    async with req.sessions() as session, session.begin():
-        token = await create_api_token(session, user_id, body.name, body.scope, body.channel_id)
-    return TokenOut(token=token, scope=body.scope, user_id=user_id)
-
-
-# --- conversations --------------------------------------------------------------------------
 
 
 async def load_conversation(
@@ -550,208 +445,3 @@ async def history(req: ApiRequest) -> list[dict[str, Any]]:
             )
         ).all()
     return [HistoryOut.model_validate(r).model_dump(mode="json") for r in rows]
-
-
-# --- tasks ----------------------------------------------------------------------------------
-
-
-@API.route(
-    "GET",
-    "/api/tasks",
-    summary="My or my teams' tasks",
-    tag="tasks",
-    query=TaskQuery,
-    response=TaskPage,
-)
-async def list_tasks(req: ApiRequest) -> TaskPage:
-    q: TaskQuery = req.query
-    p = req.principal
-    query = select(Task).where(Task.status == q.status)
-    if q.scope == "mine":
-        query = query.where(Task.assignee_id == p.user_id)
-    elif q.scope == "team" or not p.is_admin:
-        query = query.where(or_(Task.team_id.in_(p.team_ids or [0]), Task.assignee_id == p.user_id))
-    if (cursor := decode_cursor(q.cursor)) is not None:
-        query = query.where(Task.id > int(cursor[0]))
-    query = query.order_by(Task.id).limit(q.limit + 1)
-    async with req.sessions() as session:
-        rows = list((await session.scalars(query)).all())
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    return TaskPage(
-        items=[TaskOut.model_validate(t) for t in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
-    )
-
-
-@API.route(
-    "POST",
-    "/api/tasks/{task_id}/complete",
-    summary="Complete a task",
-    tag="tasks",
-    response=TaskOut,
-)
-async def complete_task(req: ApiRequest) -> TaskOut:
-    p = req.principal
-    async with req.sessions() as session, session.begin():
-        task = await session.get(Task, req.path_int("task_id"), with_for_update=True)
-        allowed = task is not None and (
-            p.is_admin
-            or task.assignee_id == p.user_id
-            or (task.team_id in p.team_ids and p.role == "manager")
-        )
-        if task is None or not allowed:
-            raise not_found("task")
-        task.status, task.completed_at = "done", now()
-    return TaskOut.model_validate(task)
-
-
-# --- leads ----------------------------------------------------------------------------------
-
-
-@API.route(
-    "GET", "/api/leads", summary="List leads", tag="leads", query=LeadQuery, response=LeadPage
-)
-async def list_leads(req: ApiRequest) -> LeadPage:
-    q: LeadQuery = req.query
-    query = select(Lead)
-    if q.status:
-        query = query.where(Lead.status == q.status)
-    if (cursor := decode_cursor(q.cursor)) is not None:
-        query = query.where(Lead.id < int(cursor[0]))
-    async with req.sessions() as session:
-        rows = list(
-            (await session.scalars(query.order_by(Lead.id.desc()).limit(q.limit + 1))).all()
-        )
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    return LeadPage(
-        items=[LeadOut.model_validate(x) for x in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
-    )
-
-
-@API.route(
-    "POST",
-    "/api/leads/{lead_id}/qualify",
-    summary="Set a lead's status",
-    tag="leads",
-    body=QualifyIn,
-    response=LeadOut,
-)
-async def qualify_lead(req: ApiRequest) -> LeadOut:
-    body: QualifyIn = req.body
-    async with req.sessions() as session, session.begin():
-        lead = await session.get(Lead, req.path_int("lead_id"), with_for_update=True)
-        if lead is None:
-            raise not_found("lead")
-        if lead.status == "converted":
-            raise ApiError(409, "converted", "this lead is already converted")
-        lead.status = body.status
-    return LeadOut.model_validate(lead)
-
-
-@API.route(
-    "POST",
-    "/api/leads/{lead_id}/convert",
-    summary="Convert a lead into relation + contact",
-    tag="leads",
-    body=ConvertIn,
-    response=ConvertOut,
-    status=201,
-)
-async def convert_lead(req: ApiRequest) -> ConvertOut:
-    body: ConvertIn = req.body
-    async with req.sessions() as session, session.begin():
-        lead = await session.get(Lead, req.path_int("lead_id"), with_for_update=True)
-        if lead is None:
-            raise not_found("lead")
-        if lead.status == "converted":
-            raise ApiError(409, "converted", "this lead is already converted")
-        contact_id, relation_id = await convert(session, lead, body, req.principal.user_id)
-    return ConvertOut(lead_id=lead.id, contact_id=contact_id, relation_id=relation_id)
-
-
-async def convert(
-    session: AsyncSession, lead: Lead, body: ConvertIn, user_id: int
-) -> tuple[int, int | None]:
-    """Make the lead a contact (at a new or existing relation) and move its history over."""
-    relation_id = body.relation_id
-    if relation_id is not None and await session.get(Relation, relation_id) is None:
-        raise ApiError(422, "invalid", "no such relation")
-    name = body.relation_name or lead.company
-    if relation_id is None and name:
-        relation = Relation(
-            name=name,
-            normalized_name=normalizers.company(name),
-            status="prospect",
-            account_manager_id=lead.owner_id or user_id,
-        )
-        session.add(relation)
-        await session.flush()
-        relation_id = relation.id
-    parts = (lead.name or "").split(" ", 1)
-    first = body.first_name or (parts[0] if parts[0] else None)
-    last = body.last_name or (parts[1] if len(parts) > 1 else None)
-    contact = Contact(
-        relation_id=relation_id,
-        first_name=first,
-        last_name=last,
-        full_name=" ".join(x for x in (first, last) if x) or lead.name or "?",
-    )
-    session.add(contact)
-    await session.flush()
-    moved = {"contact_id": contact.id, "relation_id": relation_id}
-    await session.execute(
-        update(Identity)
-        .where(Identity.lead_id == lead.id)
-        .values(lead_id=None, contact_id=contact.id)
-    )
-    for model in (Conversation, Activity, Task):
-        await session.execute(update(model).where(model.lead_id == lead.id).values(**moved))
-    lead.status, lead.converted_contact_id = "converted", contact.id
-    return contact.id, relation_id
-
-
-# --- channels (admin) -----------------------------------------------------------------------
-
-
-@API.route(
-    "GET",
-    "/api/channels",
-    summary="Channels with webhook paths and secrets",
-    tag="channels",
-    roles=ADMIN,
-)
-async def list_channels(req: ApiRequest) -> list[dict[str, Any]]:
-    base = str(req.request.url.origin())
-    async with req.sessions() as session:
-        rows = (await session.scalars(select(Channel).order_by(Channel.created_at))).all()
-        return [describe(c, base) for c in rows]
-
-
-@API.route(
-    "POST",
-    "/api/channels",
-    summary="Add a channel",
-    tag="channels",
-    roles=ADMIN,
-    body=ChannelIn,
-    status=201,
-)
-async def create_channel(req: ApiRequest) -> dict[str, Any]:
-    body: ChannelIn = req.body
-    if body.kind not in ADAPTERS:
-        raise ApiError(422, "invalid", f"unknown channel kind {body.kind!r}")
-    try:
-        async with req.sessions() as session, session.begin():
-            channel = await add_channel(session, body.kind, body.name, body.config, body.team)
-    except (ValueError, LookupError) as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
-    return describe(channel, str(req.request.url.origin()))
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/auth/login", login)
-    app.router.add_post("/api/auth/logout", logout)
-    API.add_routes(app)

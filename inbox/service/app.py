@@ -16,7 +16,10 @@ from sqlalchemy import text
 import inbox.api.availability  # (registers people's availability and team routing)
 import inbox.api.bot  # (registers the bot's routes)
 import inbox.api.canned  # (registers the canned replies' routes)
+import inbox.api.channels  # (registers the channel admin routes)
+import inbox.api.conversations  # (registers conversations and messages)
 import inbox.api.crm  # (registers contacts, relations, merges, duplicates)
+import inbox.api.leads  # (registers listing, qualifying and converting leads)
 import inbox.api.match  # (registers the matcher's routes)
 import inbox.api.notifications  # (registers a person's notifications)
 import inbox.api.originals  # (registers a message's original and attachment downloads)
@@ -24,9 +27,10 @@ import inbox.api.page  # (registers the inbox page's start-up data and list)
 import inbox.api.panel  # (registers the customer panel and record cards)
 import inbox.api.routing  # (registers the routing rules)
 import inbox.api.search  # (registers search)
-import inbox.api.sla  # noqa: F401  (registers SLA policies, business hours, a conversation's SLA)
+import inbox.api.sla  # (registers SLA policies, business hours, a conversation's SLA)
+import inbox.api.tasks  # noqa: F401  (registers tasks)
 from inbox import web as web_pages
-from inbox.api import conversations as api_inbox
+from inbox.api import session as api_session
 from inbox.api import ws
 from inbox.db import make_engine, make_sessions
 from inbox.ingest import webhooks
@@ -88,7 +92,7 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     webhooks.add_routes(app)
-    api_inbox.add_routes(app)
+    api_session.add_routes(app)
     ws.add_routes(app)
     web_pages.add_routes(app)
     return app

@@ -1,0 +1,117 @@
+"""REST routes of leads: list them, set a lead's status, and convert one into a relation and
+contact that take over its history."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm import normalizers
+from crm.models import Activity, Contact, Identity, Lead, Relation, Task
+from inbox.api.router import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
+from inbox.models import Conversation
+from inbox.schemas import ConvertIn, ConvertOut, LeadOut, LeadPage, LeadQuery, QualifyIn
+
+
+@API.route(
+    "GET", "/api/leads", summary="List leads", tag="leads", query=LeadQuery, response=LeadPage
+)
+async def list_leads(req: ApiRequest) -> LeadPage:
+    q: LeadQuery = req.query
+    query = select(Lead)
+    if q.status:
+        query = query.where(Lead.status == q.status)
+    if (cursor := decode_cursor(q.cursor)) is not None:
+        query = query.where(Lead.id < int(cursor[0]))
+    async with req.sessions() as session:
+        rows = list(
+            (await session.scalars(query.order_by(Lead.id.desc()).limit(q.limit + 1))).all()
+        )
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    return LeadPage(
+        items=[LeadOut.model_validate(x) for x in rows],
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
+    )
+
+
+@API.route(
+    "POST",
+    "/api/leads/{lead_id}/qualify",
+    summary="Set a lead's status",
+    tag="leads",
+    body=QualifyIn,
+    response=LeadOut,
+)
+async def qualify_lead(req: ApiRequest) -> LeadOut:
+    body: QualifyIn = req.body
+    async with req.sessions() as session, session.begin():
+        lead = await session.get(Lead, req.path_int("lead_id"), with_for_update=True)
+        if lead is None:
+            raise not_found("lead")
+        if lead.status == "converted":
+            raise ApiError(409, "converted", "this lead is already converted")
+        lead.status = body.status
+    return LeadOut.model_validate(lead)
+
+
+@API.route(
+    "POST",
+    "/api/leads/{lead_id}/convert",
+    summary="Convert a lead into relation + contact",
+    tag="leads",
+    body=ConvertIn,
+    response=ConvertOut,
+    status=201,
+)
+async def convert_lead(req: ApiRequest) -> ConvertOut:
+    body: ConvertIn = req.body
+    async with req.sessions() as session, session.begin():
+        lead = await session.get(Lead, req.path_int("lead_id"), with_for_update=True)
+        if lead is None:
+            raise not_found("lead")
+        if lead.status == "converted":
+            raise ApiError(409, "converted", "this lead is already converted")
+        contact_id, relation_id = await convert(session, lead, body, req.principal.user_id)
+    return ConvertOut(lead_id=lead.id, contact_id=contact_id, relation_id=relation_id)
+
+
+async def convert(
+    session: AsyncSession, lead: Lead, body: ConvertIn, user_id: int
+) -> tuple[int, int | None]:
+    """Make the lead a contact (at a new or existing relation) and move its history over."""
+    relation_id = body.relation_id
+    if relation_id is not None and await session.get(Relation, relation_id) is None:
+        raise ApiError(422, "invalid", "no such relation")
+    name = body.relation_name or lead.company
+    if relation_id is None and name:
+        relation = Relation(
+            name=name,
+            normalized_name=normalizers.company(name),
+            status="prospect",
+            account_manager_id=lead.owner_id or user_id,
+        )
+        session.add(relation)
+        await session.flush()
+        relation_id = relation.id
+    parts = (lead.name or "").split(" ", 1)
+    first = body.first_name or (parts[0] if parts[0] else None)
+    last = body.last_name or (parts[1] if len(parts) > 1 else None)
+    contact = Contact(
+        relation_id=relation_id,
+        first_name=first,
+        last_name=last,
+        full_name=" ".join(x for x in (first, last) if x) or lead.name or "?",
+    )
+    session.add(contact)
+    await session.flush()
+    moved = {"contact_id": contact.id, "relation_id": relation_id}
+    await session.execute(
+        update(Identity)
+        .where(Identity.lead_id == lead.id)
+        .values(lead_id=None, contact_id=contact.id)
+    )
+    for model in (Conversation, Activity, Task):
+        await session.execute(update(model).where(model.lead_id == lead.id).values(**moved))
+    lead.status, lead.converted_contact_id = "converted", contact.id
+    return contact.id, relation_id
