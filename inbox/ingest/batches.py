@@ -145,8 +145,17 @@ async def process_events(
                 outcomes[event.id] = Outcome(event.id, "processed", None, message.conversation_id)
     except Exception as exc:
         log.info("batch stored one event at a time", events=len(work), error=str(exc)[:200])
+        waiting: set[int] = set()  # partitions with an event left for later: the rest waits too
         for event, channel, msg in work:
-            outcomes[event.id] = await store_alone(session, event, channel, msg, policy, now)
+            if event.partition_key in waiting:
+                outcomes[event.id] = Outcome(
+                    event.id, "retry", "an earlier event of its sender waits"
+                )
+                continue
+            outcome = await store_alone(session, event, channel, msg, policy, now)
+            if outcome.status == "retry":
+                waiting.add(event.partition_key)
+            outcomes[event.id] = outcome
     await record_outcomes(session, list(outcomes.values()), now)
     return [outcomes[e.id] for e in events]
 

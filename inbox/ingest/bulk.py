@@ -26,16 +26,15 @@ from crm.matcher import (
 from crm.models import Activity, Lead, MatchReview
 from inbox.bot import dialog as bot
 from inbox.ingest.pipeline import (
-    ACTIVITY_KIND,
     Policy,
-    call_fields,
-    match_meta,
+    continue_conversation,
     maybe_create_task,
-    message_meta,
+    new_activity,
+    new_conversation,
     new_lead,
+    new_message,
     sender_of,
     store_attachments,
-    summary,
     thread_key,
 )
 from inbox.models import Channel, Conversation, Message
@@ -208,24 +207,10 @@ async def _thread(session: AsyncSession, items: list[_Item], region: str) -> Non
         msg, key = item.msg, thread_key(item.msg, region)
         found = open_.get((item.channel.id, key)) if key else None
         if found is not None:
-            found.last_message_at = max(found.last_message_at or msg.occurred_at, msg.occurred_at)
-            if msg.direction == "inbound":
-                found.last_inbound_at = msg.occurred_at
-                if found.status in ("snoozed", "resolved", "pending") and not msg.automated:
-                    found.status, found.snoozed_until, found.resolved_at = "open", None, None
+            continue_conversation(found, msg)
             item.conversation, item.is_new = found, False
             continue
-        conversation = Conversation(
-            channel_id=item.channel.id,
-            thread_key=key,
-            subject=(msg.subject or summary(msg))[:500],
-            contact_id=item.match.contact_id,
-            relation_id=item.match.relation_id,
-            lead_id=item.match.lead_id,
-            team_id=item.channel.default_team_id,
-            last_message_at=msg.occurred_at,
-            last_inbound_at=msg.occurred_at if msg.direction == "inbound" else None,
-        )
+        conversation = new_conversation(item.channel, key, msg, item.match)
         new.append(conversation)
         item.conversation, item.is_new = conversation, True
         if key:
@@ -235,41 +220,12 @@ async def _thread(session: AsyncSession, items: list[_Item], region: str) -> Non
 
 
 def _message(item: _Item) -> Message:
-    msg, match = item.msg, item.match
     assert item.conversation is not None
-    return Message(
-        conversation_id=item.conversation.id,
-        channel_id=item.channel.id,
-        event_id=item.event_id,
-        external_id=msg.external_id,
-        direction=msg.direction,
-        kind=msg.kind,
-        subject=msg.subject[:500] if msg.subject else None,
-        text=msg.text,
-        html=msg.html,
-        sender_identity_id=match.identity_id,
-        sender_name=msg.sender.name[:300] if msg.sender.name else None,
-        meta=message_meta(msg) | match_meta(item.decision),
-        sent_at=msg.occurred_at,
+    return new_message(
+        item.channel.id, item.conversation.id, item.event_id, item.msg, item.match, item.decision
     )
 
 
 def _activity(item: _Item) -> Activity:
-    msg, match = item.msg, item.match
     assert item.conversation is not None
-    return Activity(
-        **{
-            "kind": ACTIVITY_KIND.get(msg.kind, "message"),
-            "direction": msg.direction,
-            "subject": msg.subject,
-            "body": msg.text,
-            "occurred_at": msg.occurred_at,
-            "channel_id": item.channel.id,
-            "external_id": msg.external_id,
-            "relation_id": match.relation_id,
-            "contact_id": match.contact_id,
-            "lead_id": match.lead_id,
-            "conversation_id": item.conversation.id,
-        }
-        | call_fields(msg)
-    )
+    return new_activity(item.channel.id, item.conversation.id, item.msg, item.match)

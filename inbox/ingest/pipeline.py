@@ -133,21 +133,7 @@ async def store(
     conversation, is_new = await thread(session, channel, msg, match, policy.region)
     if msg.bounce_of:
         await mark_bounced(session, msg)
-    message = Message(
-        conversation_id=conversation.id,
-        channel_id=channel.id,
-        event_id=event_id,
-        external_id=msg.external_id,
-        direction=msg.direction,
-        kind=msg.kind,
-        subject=msg.subject[:500] if msg.subject else None,
-        text=msg.text,
-        html=msg.html,
-        sender_identity_id=match.identity_id,
-        sender_name=msg.sender.name[:300] if msg.sender.name else None,
-        meta=message_meta(msg) | match_meta(decision),
-        sent_at=msg.occurred_at,
-    )
+    message = new_message(channel.id, conversation.id, event_id, msg, match, decision)
     session.add(message)
     await session.flush()
     if decision is not None and decision.decision == "review":
@@ -160,21 +146,8 @@ async def store(
             )
         )
     await store_attachments(session, message.id, msg, policy.files)
-    activity = Activity(
-        **{
-            "kind": ACTIVITY_KIND.get(msg.kind, "message"),
-            "direction": msg.direction,
-            "subject": msg.subject,
-            "body": msg.text,
-            "occurred_at": msg.occurred_at,
-            "channel_id": channel.id,
-            "external_id": msg.external_id,
-            "relation_id": match.relation_id,
-            "contact_id": match.contact_id,
-            "lead_id": lead_id,
-            "conversation_id": conversation.id,
-        }
-        | call_fields(msg)
+    activity = new_activity(
+        channel.id, conversation.id, msg, Match(None, match.contact_id, match.relation_id, lead_id)
     )
     session.add(activity)
     await session.flush()
@@ -243,6 +216,52 @@ async def update_existing(
                 session, channel, conversation, activity, msg, policy, now, False
             )
     return message
+
+
+def new_message(
+    channel_id: str,
+    conversation_id: int,
+    event_id: int | None,
+    msg: InboundMessage,
+    match: Match,
+    decision: Decision | None,
+) -> Message:
+    return Message(
+        conversation_id=conversation_id,
+        channel_id=channel_id,
+        event_id=event_id,
+        external_id=msg.external_id,
+        direction=msg.direction,
+        kind=msg.kind,
+        subject=msg.subject[:500] if msg.subject else None,
+        text=msg.text,
+        html=msg.html,
+        sender_identity_id=match.identity_id,
+        sender_name=msg.sender.name[:300] if msg.sender.name else None,
+        meta=message_meta(msg) | match_meta(decision),
+        sent_at=msg.occurred_at,
+    )
+
+
+def new_activity(
+    channel_id: str, conversation_id: int, msg: InboundMessage, match: Match
+) -> Activity:
+    return Activity(
+        **{
+            "kind": ACTIVITY_KIND.get(msg.kind, "message"),
+            "direction": msg.direction,
+            "subject": msg.subject,
+            "body": msg.text,
+            "occurred_at": msg.occurred_at,
+            "channel_id": channel_id,
+            "external_id": msg.external_id,
+            "relation_id": match.relation_id,
+            "contact_id": match.contact_id,
+            "lead_id": match.lead_id,
+            "conversation_id": conversation_id,
+        }
+        | call_fields(msg)
+    )
 
 
 def new_lead(channel: Channel, msg: InboundMessage) -> Lead:
@@ -317,13 +336,31 @@ async def thread(
             )
         ).first()
     if found is not None:
-        found.last_message_at = max(found.last_message_at or msg.occurred_at, msg.occurred_at)
-        if msg.direction == "inbound":
-            found.last_inbound_at = msg.occurred_at
-            if found.status in ("snoozed", "resolved", "pending") and not msg.automated:
-                found.status, found.snoozed_until, found.resolved_at = "open", None, None
+        continue_conversation(found, msg)
         return found, False
-    conversation = Conversation(
+    conversation = new_conversation(channel, key, msg, match, review)
+    session.add(conversation)
+    await session.flush()
+    return conversation, True
+
+
+def continue_conversation(found: Conversation, msg: InboundMessage) -> None:
+    """A new message in a conversation: its times, and a reply reopens it."""
+    found.last_message_at = max(found.last_message_at or msg.occurred_at, msg.occurred_at)
+    if msg.direction == "inbound":
+        found.last_inbound_at = msg.occurred_at
+        if found.status in ("snoozed", "resolved", "pending") and not msg.automated:
+            found.status, found.snoozed_until, found.resolved_at = "open", None, None
+
+
+def new_conversation(
+    channel: Channel,
+    key: str | None,
+    msg: InboundMessage,
+    match: Match,
+    review: str | None = None,
+) -> Conversation:
+    return Conversation(
         channel_id=channel.id,
         thread_key=key,
         subject=(msg.subject or summary(msg))[:500],
@@ -335,9 +372,6 @@ async def thread(
         last_inbound_at=msg.occurred_at if msg.direction == "inbound" else None,
         needs_review=review,
     )
-    session.add(conversation)
-    await session.flush()
-    return conversation, True
 
 
 SUBJECT_PREFIX = re.compile(

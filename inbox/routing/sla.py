@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.models import Task, Team
@@ -150,6 +150,16 @@ async def load_calendar(session: AsyncSession, calendar_id: int | None) -> Hours
     return Hours.from_json(calendar.hours, days, tz=calendar.timezone)
 
 
+async def any_policy(session: AsyncSession) -> bool:
+    """Whether any SLA policy exists (looked up once per transaction)."""
+    if "any_policy" not in cache(session):
+        cache(session)["any_policy"] = bool(
+            await session.scalar(select(exists().where(SlaPolicy.id.is_not(None))))
+        )
+    found: bool = cache(session)["any_policy"]
+    return found
+
+
 async def policy_by_id(session: AsyncSession, policy_id: int | None) -> SlaPolicy | None:
     """The given policy, else the default one, else None."""
     if policy_id is not None:
@@ -210,6 +220,8 @@ async def clock_for(
     new: bool = False,
 ) -> Clock | None:
     """A clock starting now under the given policy, else the conversation's, else the default."""
+    if policy_id is None and not await any_policy(session):
+        return None  # no SLA policies at all: nothing to look up per conversation
     existing = None if new else await session.get(ConversationSla, conversation.id)
     policy = await policy_by_id(session, policy_id or (existing.policy_id if existing else None))
     if policy is None:

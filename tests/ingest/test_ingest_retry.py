@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 import inbox.ingest.bulk
@@ -35,6 +35,8 @@ async def test_a_deadlocked_event_stays_pending_and_a_broken_one_fails(
             body=body, headers={"content-type": "application/json"}, query={}, url="http://x/"
         )
         await journal_many(session, channel.id, [("a", delivery), ("b", delivery)])
+        # Two senders: a later event of the deadlocked one's own sender would wait with it.
+        await session.execute(update(Event).where(Event.external_id == "b").values(partition_key=2))
 
     async def lose(session: Any, channel: Any, event_id: int, *args: Any, **kw: Any) -> Any:
         first = event_id == min(e.id for e in events)
