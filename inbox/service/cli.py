@@ -485,7 +485,8 @@ def search_command(query: str | None, queries_file: Any, limit: int, as_json: bo
 def import_command(file: Path, dedup: bool, batch: int, as_json: bool) -> None:
     """Import relations, contacts and projects from a CSV or XLSX file (columns: see README)."""
 
-    from crm.importer import import_rows, read_file
+    from crm.import_files import read_file
+    from crm.importer import import_rows
 
     s = settings()
 

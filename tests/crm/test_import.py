@@ -14,7 +14,8 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from support import FIXTURES
 
-from crm.importer import import_rows, read_file
+from crm.import_files import read_file
+from crm.importer import import_rows
 from crm.matcher import Sender, match_sender
 from crm.models import Contact, Identity, Project, Relation
 from crm.search import search
