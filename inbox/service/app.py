@@ -77,9 +77,10 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
         engine = make_engine(database_url, pool_size=settings.db_pool_size)
         app[ENGINE] = engine
         app[SESSIONS] = make_sessions(engine)
+        # A few connections carry the accept path: each insert holds one for about a millisecond.
         app[JOURNAL] = FastJournal(
             await asyncpg.create_pool(
-                asyncpg_dsn(database_url), min_size=1, max_size=settings.db_pool_size
+                asyncpg_dsn(database_url), min_size=1, max_size=min(8, settings.db_pool_size)
             )
         )
         app[ARQ] = await create_pool(RedisSettings.from_dsn(redis_url))
