@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import structlog
 from redis.asyncio import Redis
@@ -25,6 +26,19 @@ def conversation_event(kind: str, c: Conversation) -> dict[str, object]:
         "confidential": c.confidential,
         "channel_id": c.channel_id,
     }
+
+
+async def publish_many(redis: Redis, kind: str, conversations: Sequence[Conversation]) -> None:
+    """`publish` for a batch: one round trip to Redis."""
+    if not conversations:
+        return
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for c in conversations:
+                pipe.publish(CHANNEL, json.dumps(conversation_event(kind, c)))
+            await pipe.execute()
+    except Exception as exc:
+        log.warning("realtime publish failed", error=str(exc))
 
 
 async def publish(redis: Redis, kind: str, conversation: Conversation) -> None:

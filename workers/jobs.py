@@ -74,11 +74,7 @@ async def announce(ctx: Ctx, outcomes: list[Outcome]) -> None:
     sessions: Sessions = ctx["sessions"]
     async with sessions() as session:
         rows = (await session.scalars(select(Conversation).where(Conversation.id.in_(ids)))).all()
-    try:
-        for conversation in rows:
-            await realtime.publish(ctx["redis"], "message.created", conversation)
-    except Exception as exc:  # Redis away: the inbox catches up on its next load
-        log.warning("realtime publish failed", error=str(exc))
+    await realtime.publish_many(ctx["redis"], "message.created", rows)
 
 
 async def replay_events(ctx: Ctx, event_ids: list[int]) -> list[dict[str, Any]]:
