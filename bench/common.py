@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -125,6 +126,9 @@ class Service:
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
     started_at: float = 0.0
+    terminated_at: float | None = None
+    killed: bool = False
+    exit_seconds: float | None = None  # from SIGTERM to exit
 
     def start(self) -> Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,16 +147,27 @@ class Service:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def terminate(self) -> None:
+        """SIGTERM, once; stop() then waits for the exit (several services stop together)."""
+        if self.proc is not None and self.proc.poll() is None and self.terminated_at is None:
+            self.terminated_at = time.perf_counter()
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM (unless terminate() sent it), then SIGKILL `timeout` s after the SIGTERM."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.terminate()
+            assert self.terminated_at is not None
+            left = self.terminated_at + timeout - time.perf_counter()
             try:
-                self.proc.wait(timeout=timeout)
+                self.proc.wait(timeout=max(left, 0.01))
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+            self.exit_seconds = round(time.perf_counter() - self.terminated_at, 1)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -193,7 +208,8 @@ async def wait_http_ok(url: str, seconds: float, service: Service | None = None)
 # CPU accounting from /proc
 
 
-def _proc_cpu(pid: int) -> tuple[str, float] | None:
+def _proc_stat(pid: int) -> tuple[str, int, float] | None:
+    """(command name, parent pid, CPU seconds so far) of one process."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -201,7 +217,7 @@ def _proc_cpu(pid: int) -> tuple[str, float] | None:
     comm = raw[raw.index("(") + 1 : raw.rindex(")")]
     rest = raw[raw.rindex(")") + 2 :].split()
     utime, stime = int(rest[11]), int(rest[12])
-    return comm, (utime + stime) / CLOCK_TICKS
+    return comm, int(rest[1]), (utime + stime) / CLOCK_TICKS
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -214,62 +230,116 @@ def _machine_busy() -> tuple[float, float]:
 
 
 class CpuMeter:
-    """CPU seconds per named group of processes between start() and stop(), in cores.
+    """CPU use per named group of processes between start() and stop(), in cores.
 
-    Groups: fixed pids by name (the bench itself, the web server, the worker), plus every
-    process whose command name is `postgres` or `redis-server`. A postgres backend that exits
-    between the two snapshots is lost, so the pools should be warm first.
+    Groups: fixed pids by name (the bench itself, the web server, a worker), each with its
+    descendants (the processes `switchboard web --processes N` forks count as `server`; the
+    nearest named ancestor wins, so a service started by the bench is not counted as the
+    bench), plus every process whose command name is `postgres`, `redis-server` or `py-spy`.
+    Given `database`, a PostgreSQL backend of another database (another session's tests on the
+    same server) counts as `postgres-other`, and stop() also gives `unattributed`: the machine's
+    busy cores that no group accounts for (other sessions' processes, the kernel). A process
+    that exits between the two snapshots is lost, so the pools should be warm first. stop()
+    also gives each process of a group with more than one (`per_process`).
     """
 
-    BY_COMM: ClassVar[dict[str, str]] = {"postgres": "postgres", "redis-server": "redis"}
+    BY_COMM: ClassVar[dict[str, str]] = {
+        "postgres": "postgres",
+        "redis-server": "redis",
+        "py-spy": "py-spy",
+    }
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], database: str | None = None) -> None:
         self.pids = pids
-        self._start: dict[str, float] = {}
+        self.database = database
+        self._start: dict[int, tuple[str, float]] = {}
         self._t0 = 0.0
         self._busy0 = (0.0, 0.0)
 
-    def _sample(self) -> dict[str, float]:
-        seen: Counter[str] = Counter()
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        """pid -> (group, CPU seconds) for every process that belongs to a group."""
         fixed = {pid: name for name, pid in self.pids.items()}
+        stats: dict[int, tuple[str, int, float]] = {}
         for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            pid = int(entry.name)
-            got = _proc_cpu(pid)
-            if got is None:
-                continue
-            comm, cpu = got
-            if pid in fixed:
-                seen[fixed[pid]] += cpu
-            elif comm in self.BY_COMM:
-                seen[self.BY_COMM[comm]] += cpu
-        return dict(seen)
+            if entry.name.isdigit() and (got := _proc_stat(int(entry.name))) is not None:
+                stats[int(entry.name)] = got
+        out: dict[int, tuple[str, float]] = {}
+        for pid, (comm, _, cpu) in stats.items():
+            group = self.BY_COMM.get(comm)
+            if group == "postgres" and self.database and self._other_database(pid):
+                group = "postgres-other"
+            ancestor, hops = pid, 0
+            while group is None and ancestor > 1 and hops < 64:
+                group = fixed.get(ancestor)
+                ancestor = stats[ancestor][1] if ancestor in stats else 0
+                hops += 1
+            if group is not None:
+                out[pid] = (group, cpu)
+        return out
+
+    def _other_database(self, pid: int) -> bool:
+        """A backend (or autovacuum worker) whose title names a database that is not ours."""
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            return False
+        if f" {self.database} " in f"{title} ":
+            return False
+        return bool(re.search(r"\(\d+\)|\[local\]|autovacuum worker", title))
 
     def start(self) -> None:
         self._start = self._sample()
         self._t0 = time.perf_counter()
         self._busy0 = _machine_busy()
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> dict[str, Any]:
         end = self._sample()
         wall = max(time.perf_counter() - self._t0, 1e-9)
         busy1 = _machine_busy()
-        cores = {
-            name: round((end.get(name, 0.0) - self._start.get(name, 0.0)) / wall, 2)
-            for name in sorted(set(end) | set(self._start))
-        }
+        groups: dict[str, float] = {}
+        members: dict[str, list[float]] = {}
+        for pid, (group, cpu) in end.items():
+            used = (cpu - self._start[pid][1]) if pid in self._start else cpu
+            groups[group] = groups.get(group, 0.0) + used
+            if group not in self.BY_COMM.values():
+                members.setdefault(group, []).append(round(used / wall, 2))
+        cores: dict[str, Any] = {name: round(groups[name] / wall, 2) for name in sorted(groups)}
         total = busy1[1] - self._busy0[1]
         cores["machine_busy"] = round(
             (busy1[0] - self._busy0[0]) / total * (os.cpu_count() or 1) if total else 0.0, 2
         )
+        if self.database:
+            cores["unattributed"] = round(
+                max(0.0, cores["machine_busy"] - sum(groups.values()) / wall), 2
+            )
+        cores["per_process"] = {
+            k: sorted(v, reverse=True) for k, v in sorted(members.items()) if len(v) > 1
+        }
         return cores
 
 
-def cpu_text(cores: dict[str, float]) -> str:
-    order = ["server", "worker", "postgres", "redis", "bench"]
-    parts = [f"{k} {cores[k]:.2f}" for k in order if k in cores]
-    return f"CPU cores: {', '.join(parts)}; machine busy {cores.get('machine_busy', 0):.2f}/{os.cpu_count()}"
+CPU_ORDER = ("server", "bare", "worker", "postgres", "redis", "py-spy", "bench")
+NOT_OURS = ("postgres-other", "unattributed")
+
+
+def cpu_text(cores: dict[str, Any]) -> str:
+    """One line: each group's cores (and each of its processes when there are several), then
+    what other sessions on the machine used meanwhile."""
+    names = [k for k in cores if k not in ("machine_busy", "per_process", *NOT_OURS)]
+    names.sort(key=lambda k: (next((i for i, o in enumerate(CPU_ORDER) if k.startswith(o)), 99), k))
+    per = cores.get("per_process", {})
+    parts = []
+    for k in names:
+        text = f"{k} {cores[k]:.2f}"
+        if k in per and any(per[k]):
+            text += f" ({len(per[k])} processes: {'+'.join(f'{v:.2f}' for v in per[k])})"
+        parts.append(text)
+    others = [f"{k} {cores[k]:.2f}" for k in NOT_OURS if k in cores]
+    return (
+        f"CPU cores: {', '.join(parts)}; machine busy "
+        f"{cores.get('machine_busy', 0):.2f}/{os.cpu_count()}"
+        + (f" (not this bench: {', '.join(others)})" if others else "")
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +349,7 @@ def cpu_text(cores: dict[str, float]) -> str:
 class Profiler:
     """py-spy record of one process to a collapsed-stack file, stopped with SIGINT."""
 
-    def __init__(self, pid: int, out: Path, rate: int = 250) -> None:
+    def __init__(self, pid: int, out: Path, rate: int = 250, *, subprocesses: bool = False) -> None:
         self.out = out
         exe = shutil.which("py-spy") or str(Path.home() / ".local" / "bin" / "py-spy")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -296,6 +366,7 @@ class Profiler:
                     "-r",
                     str(rate),
                     "--nonblocking",
+                    *(["--subprocesses"] if subprocesses else []),
                     "-o",
                     str(out),
                 ],
@@ -345,8 +416,8 @@ def top_frames(path: Path, n: int = 20, match: str | None = None) -> dict[str, A
             continue
         k = int(count)
         frames = [_frame_name(f) for f in stack.split(";")]
-        if frames and frames[0].startswith("thread"):
-            frames = frames[1:]
+        while frames and frames[0].startswith(("thread ", "process ")):
+            frames = frames[1:]  # --threads and --subprocesses put these at the root
         total += k
         if frames:
             self_time[frames[-1]] += k
