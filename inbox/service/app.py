@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import structlog
 from aiohttp import web
-from arq.connections import RedisSettings, create_pool
+from arq.connections import ArqRedis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -83,7 +83,9 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
                 asyncpg_dsn(database_url), min_size=1, max_size=min(8, settings.db_pool_size)
             )
         )
-        app[ARQ] = await create_pool(RedisSettings.from_dsn(redis_url))
+        # Connected on first use, not now: a web process started while Redis is away still
+        # journals deliveries (and /healthz names Redis).
+        app[ARQ] = ArqRedis.from_url(redis_url)
         yield
         await app[ARQ].aclose()
         await app[JOURNAL].close()

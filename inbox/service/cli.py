@@ -206,7 +206,10 @@ def worker(burst: bool) -> None:
         async def go() -> None:
             w = make_worker(s, urls.database_url, urls.redis_url, burst=burst)
             try:
-                await w.main()
+                # async_run gives arq's SIGTERM/SIGINT handler the task it cancels to stop.
+                await w.async_run()
+            except asyncio.CancelledError:
+                click.echo("worker stopped", err=True)
             finally:
                 await w.close()
 

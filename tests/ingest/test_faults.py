@@ -219,11 +219,6 @@ async def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
 STOP_S = 5.0  # a worker with nothing to do has no reason to take longer to stop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`switchboard worker` (inbox/service/cli.py) awaits Worker.main() itself, so arq's "
-    "SIGTERM/SIGINT handler finds no main_task to cancel: the worker runs on until SIGKILL",
-)
 async def test_a_worker_stops_on_sigterm(
     sessions: Sessions, engine_urls: EngineUrls, tmp_path: Path
 ) -> None:
