@@ -23,7 +23,7 @@ from crm.matcher import (
     match_exact_many,
     match_sender,
 )
-from crm.models import Activity, Lead, MatchReview
+from crm.models import Activity, Lead, MatchReview, Task
 from inbox.bot import dialog as bot
 from inbox.ingest.pipeline import (
     Policy,
@@ -38,6 +38,8 @@ from inbox.ingest.pipeline import (
     thread_key,
 )
 from inbox.models import Channel, Conversation, Message
+from inbox.routing import sla
+from inbox.routing.sla import Clock
 
 
 def set_based(channel: Channel, msg: InboundMessage) -> bool:
@@ -101,7 +103,9 @@ async def store_many(
         item.activity = _activity(item)
         session.add(item.activity)
     await session.flush()
-    # Bot and routing keep their per-conversation logic, in event order, as one by one.
+    # Bot and routing keep their per-conversation logic, in event order, as one by one; the
+    # tasks are written together and put under the SLA sweep together.
+    untracked: list[tuple[Task, Clock | None]] = []
     for item in items:
         assert item.conversation and item.message and item.activity
         await bot.after_inbound(
@@ -117,7 +121,13 @@ async def store_many(
                 policy,
                 now,
                 item.is_new,
+                untracked,
             )
+    if untracked:
+        await session.flush()
+        for task, clock in untracked:
+            sla.track_task(session, task, clock, now)
+        await session.flush()
     return {item.event_id: item.conversation.id for item in items if item.conversation}
 
 

@@ -492,9 +492,11 @@ async def maybe_create_task(
     policy: Policy,
     now: datetime,
     is_new: bool,
+    untracked: list[tuple[Task, sla.Clock | None]] | None = None,
 ) -> Task | None:
     """Route the conversation by the rules and strategies; then a call-back for a missed inbound
-    call, a follow-up for anything else that needs an answer, due by the SLA."""
+    call, a follow-up for anything else that needs an answer, due by the SLA. With `untracked`,
+    the task is left for the caller to flush and put under the SLA sweep with a whole batch."""
     if msg.call is not None:
         if msg.call.direction != "inbound" or msg.call.status == "answered":
             return None
@@ -525,8 +527,11 @@ async def maybe_create_task(
         activity_id=activity.id,
     )
     session.add(task)
-    await session.flush()
-    sla.track_task(session, task, clock, now)
+    if untracked is not None:
+        untracked.append((task, clock))
+    else:
+        await session.flush()
+        sla.track_task(session, task, clock, now)
     log.info("task created", kind=kind, assignee_id=chosen.user_id, reason=chosen.reason)
     return task
 
