@@ -28,8 +28,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 # The repository before bench/ (whose inbox.py would shadow the package), and the tests' fakes.
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from telegram_api import BOT_USERNAME, TOKEN, FakeBotAPI
 
