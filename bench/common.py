@@ -167,6 +167,8 @@ class Service:
                 self.killed = True
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self.terminated_at is not None and self.exit_seconds is None:
+            # Exited by now (while another service was being waited for: an upper bound).
             self.exit_seconds = round(time.perf_counter() - self.terminated_at, 1)
         if self._log is not None:
             self._log.close()

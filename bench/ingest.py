@@ -1391,7 +1391,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                             "killed"
                         )
                     elif w.exit_seconds is not None:
-                        print(f"    {w.name} exited {w.exit_seconds:.1f} s after SIGTERM")
+                        print(f"    {w.name} exited within {w.exit_seconds:.1f} s of SIGTERM")
                 for w in workers:
                     results["problems"][w.log_path.name] = print_problems(w.name, w.log_path)
                 workers = []
