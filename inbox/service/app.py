@@ -34,7 +34,7 @@ from inbox.api import session as api_session
 from inbox.api import ws
 from inbox.db import make_engine, make_sessions
 from inbox.ingest import webhooks
-from inbox.ingest.journal import FastJournal, asyncpg_dsn
+from inbox.ingest.journal import FastJournal, asyncpg_dsn, keep_connection
 from inbox.ingest.webhooks import JOURNAL
 from inbox.metrics import REGISTRY
 from inbox.settings import Settings
@@ -80,7 +80,10 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
         # A few connections carry the accept path: each insert holds one for about a millisecond.
         app[JOURNAL] = FastJournal(
             await asyncpg.create_pool(
-                asyncpg_dsn(database_url), min_size=1, max_size=min(8, settings.db_pool_size)
+                asyncpg_dsn(database_url),
+                min_size=1,
+                max_size=min(8, settings.db_pool_size),
+                reset=keep_connection,
             )
         )
         # Connected on first use, not now: a web process started while Redis is away still

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -42,6 +43,49 @@ async def test_rate_limit_answers_429_with_retry_after(client: Client, sessions:
             assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert statuses.count(429) == 2
     assert len(await events(sessions)) == 3
+
+
+async def test_a_server_posting_with_its_bearer_token_is_not_limited_per_address(
+    client: Client, sessions: Sessions
+) -> None:
+    channel = await make_channel(sessions, "webform", {"rate_limit_per_minute": 2})
+    auth = {"Authorization": f"Bearer {channel.config['token']}"}
+    statuses = [
+        (
+            await client.post(
+                f"/webhooks/webform/{channel.id}",
+                data={"name": f"Klant {i}", "email": f"k{i}@example.nl", "message": "offerte"},
+                headers=auth,
+            )
+        ).status
+        for i in range(4)
+    ]
+    assert statuses == [202] * 4
+    assert len(await events(sessions)) == 4
+
+
+async def test_concurrent_deliveries_are_journaled_together_each_once(
+    client: Client, sessions: Sessions
+) -> None:
+    channel = await make_channel(sessions, "webform", {})
+    url = f"/webhooks/webform/{channel.id}"
+    auth = {"Authorization": f"Bearer {channel.config['token']}"}
+
+    async def post(n: int) -> tuple[int, dict[str, Any]]:
+        body = {"submission_id": f"sub-{n}", "email": f"k{n}@example.nl", "message": "hoi"}
+        response = await client.post(url, json=body, headers=auth)
+        return response.status, await response.json()
+
+    # Sixty different submissions and the same one five times, all in flight at once: the
+    # group commit writes them together, yet each gets its own answer.
+    answers = await asyncio.gather(*(post(n) for n in [*range(60), 7, 7, 7, 7, 7]))
+    assert sum(status == 202 for status, _ in answers) == 60
+    repeats = [body for status, body in answers if status == 200]
+    assert len(repeats) == 5 and all(body["duplicate"] for body in repeats)
+    sevens = {body["event_id"] for status, body in answers if status == 200}
+    journaled = await events(sessions)
+    assert len(journaled) == 60
+    assert sevens == {e.id for e in journaled if e.external_id == "sub-7"}
 
 
 async def test_honeypot_submission_is_kept_as_ignored_and_never_processed(
