@@ -112,10 +112,14 @@ async def match_exact_many(session: AsyncSession, senders: Sequence[Sequence[Key
                 Contact.relation_id.label("contact_relation_id"),
             )
             .outerjoin(Contact, Contact.id == Identity.contact_id)
-            .where(tuple_(Identity.kind, Identity.value).in_(sorted(wanted)))
+            # Two ANY lists the unique index answers (a list of pairs may be planned as a scan).
+            .where(
+                Identity.value.in_(sorted({v for _, v in wanted})),
+                Identity.kind.in_(sorted({k for k, _ in wanted})),
+            )
         )
     ).all()
-    by_key = {(r.kind, r.value): r for r in rows}
+    by_key = {(r.kind, r.value): r for r in rows if (r.kind, r.value) in wanted}
     return [
         _best([by_key[(k.kind, k.value)] for k in keys if (k.kind, k.value) in by_key], keys)
         for keys in senders

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -222,9 +222,12 @@ async def stored_messages(
     """Which of these (channel, external id) already have a message: one query per batch."""
     if not keys:
         return set()
+    # Two ANY lists the unique index answers (a list of pairs may be planned as a scan).
     rows = await session.execute(
         select(Message.channel_id, Message.external_id).where(
-            tuple_(Message.channel_id, Message.external_id).in_(keys)
+            Message.external_id.in_({k[1] for k in keys}),
+            Message.channel_id.in_({k[0] for k in keys}),
         )
     )
-    return {(r.channel_id, r.external_id) for r in rows}
+    wanted = set(keys)
+    return {(r.channel_id, r.external_id) for r in rows} & wanted

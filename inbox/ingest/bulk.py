@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import InboundMessage
@@ -203,7 +203,9 @@ async def _thread(session: AsyncSession, items: list[_Item], region: str) -> Non
             await session.scalars(
                 select(Conversation)
                 .where(
-                    tuple_(Conversation.channel_id, Conversation.thread_key).in_(sorted(keys)),
+                    Conversation.thread_key.in_(sorted({k for _, k in keys})),
+                    Conversation.channel_id.in_(sorted({c for c, _ in keys})),
+                    Conversation.thread_key.is_not(None),
                     Conversation.status != "resolved",
                 )
                 .order_by(Conversation.id)
@@ -211,7 +213,8 @@ async def _thread(session: AsyncSession, items: list[_Item], region: str) -> Non
             )
         ).all()
         for conversation in rows:  # the newest per key wins
-            open_[(conversation.channel_id, conversation.thread_key)] = conversation
+            if (conversation.channel_id, conversation.thread_key) in keys:
+                open_[(conversation.channel_id, conversation.thread_key)] = conversation
     new = []
     for item in items:
         msg, key = item.msg, thread_key(item.msg, region)
