@@ -152,7 +152,8 @@ WITH input AS (
 )
 SELECT channel_id, external_id, id, true AS new FROM ins
 UNION ALL
-SELECT e.channel_id, e.external_id, e.id, false FROM events e JOIN input i USING (channel_id, external_id)
+SELECT channel_id, external_id, id, false FROM events
+WHERE external_id = ANY($2::text[]) AND channel_id = ANY($1::text[])
 """
 
 Row = tuple[str, str, bytes, str, str, str | None, int]
@@ -221,7 +222,13 @@ class FastJournal:
             rows = list(first.values())
             async with self.pool.acquire() as conn:
                 found = await conn.fetch(GROUP_SQL, *(list(col) for col in zip(*rows, strict=True)))
-                ids = {(r["channel_id"], r["external_id"]): (r["id"], r["new"]) for r in found}
+                # Pre-existing rows come back for any channel × external id of the group (two
+                # ANY lists the unique index answers); only the wanted pairs count.
+                ids = {
+                    (r["channel_id"], r["external_id"]): (r["id"], r["new"])
+                    for r in found
+                    if (r["channel_id"], r["external_id"]) in first
+                }
                 missing = [key for key in first if key not in ids]
                 if missing:  # a concurrent first delivery of the same key committed meanwhile
                     for r in await conn.fetch(
