@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ class ChannelCache:
     def __init__(self, ttl: float = 5.0) -> None:
         self.ttl = ttl
         self._items: dict[str, tuple[float, Any]] = {}
+        self.loading: dict[str, asyncio.Future[Any]] = {}  # lookups under way, one per channel
 
     def get(self, channel_id: str) -> ChannelInfo | None:
         hit = self._items.get(channel_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from aiohttp import web
 from sqlalchemy import select
@@ -22,20 +24,36 @@ JOURNAL = web.AppKey("journal", FastJournal)
 RATE_LIMITED = frozenset({"webform"})
 
 
+async def fetch_channel(app: web.Application, channel_id: str) -> ChannelInfo | None:
+    async with app[SESSIONS]() as session:
+        row = (
+            await session.execute(
+                select(Channel.kind, Channel.config).where(
+                    Channel.id == channel_id, Channel.is_active
+                )
+            )
+        ).first()
+    info = ChannelInfo(channel_id, row.kind, row.config) if row else None
+    app[CHANNELS].put(channel_id, info)
+    return info
+
+
 async def load_channel(request: web.Request, kind: str, channel_id: str) -> ChannelInfo:
     cache: ChannelCache = request.app[CHANNELS]
     cached = cache.get(channel_id)
     if cached is None:
-        async with request.app[SESSIONS]() as session:
-            row = (
-                await session.execute(
-                    select(Channel.kind, Channel.config).where(
-                        Channel.id == channel_id, Channel.is_active
-                    )
-                )
-            ).first()
-        cached = ChannelInfo(channel_id, row.kind, row.config) if row else None
-        cache.put(channel_id, cached)
+        # One lookup per channel however many deliveries miss the cache at once (when it
+        # expires under load, each would otherwise open a connection of its own).
+        loading = cache.loading.get(channel_id)
+        if loading is None:
+            loading = cache.loading[channel_id] = asyncio.ensure_future(
+                fetch_channel(request.app, channel_id)
+            )
+        try:
+            cached = await asyncio.shield(loading)
+        finally:
+            if loading.done() and cache.loading.get(channel_id) is loading:
+                del cache.loading[channel_id]
     if cached is None or cached.kind != kind:
         raise web.HTTPNotFound(text="no such channel")
     return cached
