@@ -23,7 +23,7 @@ from crm.matcher import (
     match_exact_many,
     match_sender,
 )
-from crm.models import Activity, Lead, MatchReview, Task
+from crm.models import Activity, Contact, Lead, MatchReview, Relation, Task
 from inbox.bot import dialog as bot
 from inbox.ingest.pipeline import (
     Policy,
@@ -104,7 +104,9 @@ async def store_many(
         session.add(item.activity)
     await session.flush()
     # Bot and routing keep their per-conversation logic, in event order, as one by one; the
-    # tasks are written together and put under the SLA sweep together.
+    # tasks are written together and put under the SLA sweep together. The relations and
+    # contacts routing looks at are loaded for the whole batch first (then found in the session).
+    loaded = await _preload(session, items)  # held: the session keeps objects only weakly
     untracked: list[tuple[Task, Clock | None]] = []
     for item in items:
         assert item.conversation and item.message and item.activity
@@ -123,12 +125,24 @@ async def store_many(
                 item.is_new,
                 untracked,
             )
+    del loaded
     if untracked:
         await session.flush()
         for task, clock in untracked:
             sla.track_task(session, task, clock, now)
         await session.flush()
     return {item.event_id: item.conversation.id for item in items if item.conversation}
+
+
+async def _preload(session: AsyncSession, items: list[_Item]) -> list[object]:
+    relations = {i.conversation.relation_id for i in items if i.conversation} - {None}
+    contacts = {i.conversation.contact_id for i in items if i.conversation} - {None}
+    loaded: list[object] = []
+    if relations:
+        loaded += (await session.scalars(select(Relation).where(Relation.id.in_(relations)))).all()
+    if contacts:
+        loaded += (await session.scalars(select(Contact).where(Contact.id.in_(contacts)))).all()
+    return loaded
 
 
 async def _match(session: AsyncSession, items: list[_Item], policy: Policy) -> None:
