@@ -197,6 +197,10 @@ class Adapter(Protocol):
         """Raise Unauthorized unless the delivery carries the channel's secret or signature."""
         ...
 
+    def limited_per_address(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        """Whether this post counts against the per-address rate limit (public web pages)."""
+        ...
+
     def accept(self, config: JsonObject, delivery: Delivery) -> Accepted:
         """Check the delivery parses and name its journal key; raise ParseError if not."""
         ...

@@ -41,7 +41,7 @@ from inbox.bot import dialog as bot
 from inbox.bot import external as bot_external
 from inbox.bot.models import ChatJob
 from inbox.db import Sessions
-from inbox.ingest.journal import enqueue_event, journal
+from inbox.ingest.journal import enqueue_drain, journal, notify_workers
 from inbox.models import Attachment, Channel, Conversation, Message
 from inbox.outbound import sender_for
 from workers.jobs import MAX_SEND_ATTEMPTS, build_outbound
@@ -401,12 +401,11 @@ async def _poll(ctx: Ctx, channel_id: str, config: dict[str, Any]) -> int:
         async with sessions() as session, session.begin():
             for update in updates:
                 delivery = polled_delivery(update)
+                sender_key = None
                 try:
-                    external_id, status, error = (
-                        adapter.accept(config, delivery).external_id,
-                        "pending",
-                        None,
-                    )
+                    accepted = adapter.accept(config, delivery)
+                    external_id, status, error = accepted.external_id, "pending", None
+                    sender_key = accepted.sender_key
                 except AdapterError as exc:
                     external_id = f"invalid:{delivery.body_hash()}"
                     status, error = "failed", exc.reason
@@ -417,15 +416,17 @@ async def _poll(ctx: Ctx, channel_id: str, config: dict[str, Any]) -> int:
                     delivery=delivery,
                     status=status,
                     error=error,
+                    sender_key=sender_key,
                 )
                 if new and status == "pending":
                     new_ids.append(event_id)
+            if new_ids:
+                await notify_workers(session)
         # Only after the commit: the next getUpdates confirms these to Telegram.
         offset = max(int(str(u.get("update_id", 0))) for u in updates) + 1
         total += len(updates)
         if redis is not None:
-            for event_id in new_ids:
-                await enqueue_event(redis, event_id)
+            await enqueue_drain(redis, new_ids)
     return total
 
 

@@ -94,7 +94,7 @@ async def replay_events(ctx: Ctx, event_ids: list[int]) -> list[dict[str, Any]]:
     return [o.as_dict() for o in outcomes]
 
 
-async def recover_pending(ctx: Ctx, *, older_than_s: float = 30.0) -> int:
+async def recover_pending(ctx: Ctx) -> int:
     """Process events left pending (a crash, a missed wake-up): the journal is the queue."""
     return len(await process_event(ctx))
 
@@ -117,12 +117,12 @@ class Drainer:
             await self.listener.add_listener(WAKE_CHANNEL, self._on_notify)
         except Exception as exc:  # polling still works without it
             log.warning("LISTEN failed; polling the journal", error=str(exc))
-        self.tasks = [asyncio.create_task(self._loop(i)) for i in range(self.loops)]
+        self.tasks = [asyncio.create_task(self._loop()) for _ in range(self.loops)]
 
     def _on_notify(self, *_: object) -> None:
         self.woken.set()
 
-    async def _loop(self, n: int) -> None:
+    async def _loop(self) -> None:
         while True:
             self.woken.clear()  # a NOTIFY from now on means: look again
             try:

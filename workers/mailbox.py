@@ -25,7 +25,7 @@ from channels.base import Delivery
 from channels.mail import imap
 from channels.mail.adapter import journal_key
 from inbox.db import Sessions
-from inbox.ingest.journal import enqueue_event, journal_many
+from inbox.ingest.journal import enqueue_drain, journal_many, notify_workers
 from inbox.models import Channel, MailboxCheckpoint
 
 log = structlog.get_logger(__name__)
@@ -75,11 +75,12 @@ async def import_folder(
             ids = await journal_batch(session, channel_id, batch)
             last_uid = max(uid for uid, _ in batch)
             await save_checkpoint(session, channel_id, folder, state.uidvalidity, last_uid)
+            if ids:
+                await notify_workers(session)
         fetched += len(batch)
         new_events += ids
         if redis is not None:
-            for event_id in ids:
-                await enqueue_event(redis, event_id)
+            await enqueue_drain(redis, ids)
         await asyncio.to_thread(imap.after_import, box, folder, [uid for uid, _ in batch], after)
     if checkpoint is None and fetched == 0:
         async with sessions() as session, session.begin():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
@@ -70,6 +71,9 @@ class EmailAdapter:
 
     def secret_names(self) -> tuple[str, ...]:
         return ("imap.password", "smtp.password")
+
+    def limited_per_address(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        return False  # posted by a provider's servers, never by a browser
 
     def authenticate(self, config: JsonObject, delivery: Delivery) -> None:
         raise Unauthorized("e-mail arrives by IMAP, not by webhook")

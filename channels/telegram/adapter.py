@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from channels.base import Accepted, Delivery, InboundMessage, JsonObject, Unauthorized
@@ -52,6 +53,9 @@ class TelegramAdapter:
 
     def secret_names(self) -> tuple[str, ...]:
         return ("token", "webhook_secret")
+
+    def limited_per_address(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        return False  # posted by a provider's servers, never by a browser
 
     def authenticate(self, config: JsonObject, delivery: Delivery) -> None:
         secret = BotConfig.from_json(config).webhook_secret

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from channels.base import (
@@ -41,6 +41,9 @@ class TelephonyAdapter:
 
     def secret_names(self) -> tuple[str, ...]:
         return ("token", "twilio_auth_token")
+
+    def limited_per_address(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        return False  # posted by a provider's servers, never by a browser
 
     def authenticate(self, config: JsonObject, delivery: Delivery) -> None:
         dialect = DIALECTS.get(settings.dialect(config))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from channels.base import (
@@ -136,6 +137,10 @@ def read(config: FormConfig, delivery: Delivery) -> Reading:
     return Reading(external_id, message=message)
 
 
+# Headers only a server holding the channel's secret sends.
+SERVER_AUTH = frozenset({"authorization", "x-switchboard-signature", "typeform-signature"})
+
+
 class WebformAdapter:
     """Plain HTML forms, JSON posts and Typeform webhooks."""
 
@@ -151,6 +156,13 @@ class WebformAdapter:
 
     def secret_names(self) -> tuple[str, ...]:
         return ("token", "hmac_secret", "typeform_secret")
+
+    def limited_per_address(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        """A browser's post: its token sits in the page (`?token=`), or it carries no secret.
+        A server that holds the bearer token or signs posts for all its visitors from one
+        address, so it is not limited per address."""
+        lowered = {k.lower() for k in headers}
+        return "token" in query or not lowered & SERVER_AUTH
 
     def authenticate(self, config: JsonObject, delivery: Delivery) -> None:
         check(FormConfig.from_json(config), delivery)

@@ -24,7 +24,7 @@ PARTITION_LOCKS = 7412100
 
 
 async def claim(session: AsyncSession, batch: int) -> list[Event]:
-    """Lock up to `batch` of the oldest pending events, taking whole partitions: a partition
+    """Lock up to `batch` of the oldest pending events, partition by partition: a partition
     (one sender, see `partition_of`) another worker holds is left alone until it commits, so
     a sender's events are processed in order, by one worker at a time, and no two workers ever
     wait on each other's rows. The caller's transaction owns them until it commits."""
@@ -92,9 +92,10 @@ async def claim_ids(session: AsyncSession, event_ids: list[int]) -> list[Event]:
             )
         ).all()
     )
-    for part in sorted({e.partition_key for e in events}):
+    if events:  # in one order, so two replays never wait on each other crosswise
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, :p)"), {"ns": PARTITION_LOCKS, "p": part}
+            text("SELECT pg_advisory_xact_lock(:ns, p) FROM unnest(CAST(:parts AS int[])) AS p"),
+            {"ns": PARTITION_LOCKS, "parts": sorted({e.partition_key for e in events})},
         )
     return events
 

@@ -95,13 +95,12 @@ async def journal(
     return existing, False
 
 
-def event_job_id(event_id: int) -> str:
-    return f"event:{event_id}"
-
-
-async def enqueue_event(redis: ArqRedis, event_id: int) -> None:
-    """Queue processing of one journaled event; the job id makes a second enqueue a no-op."""
-    await redis.enqueue_job("process_event", event_id, _job_id=event_job_id(event_id))
+async def enqueue_drain(redis: ArqRedis, event_ids: list[int]) -> None:
+    """Queue one drain of the journal for events just committed (a burst worker has no drain
+    loops; a running worker's loops were already woken by `notify_workers`)."""
+    if event_ids:
+        newest = max(event_ids)
+        await redis.enqueue_job("process_event", newest, _job_id=f"event:{newest}")
 
 
 async def enqueue_send(redis: ArqRedis, message_id: int, defer_s: float | None = None) -> None:
@@ -247,13 +246,13 @@ class FastJournal:
                 if not fut.done():
                     fut.set_result((int(event_id), bool(new) and key not in answered))
                 answered.add(key)
-        except BaseException as exc:
+        except Exception as exc:  # every delivery of the group is answered with the error
             for _, fut in group:
                 if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
-            if not isinstance(exc, Exception):
-                raise
+                    fut.set_exception(exc)
         finally:
+            for _, fut in group:  # cancelled (shutting down): nothing was answered 2xx
+                fut.cancel()
             self._inflight -= 1
             self._start()
 

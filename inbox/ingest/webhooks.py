@@ -20,9 +20,6 @@ log = structlog.get_logger(__name__)
 # The accept path journals through its own asyncpg pool (see FastJournal).
 JOURNAL = web.AppKey("journal", FastJournal)
 
-# Public endpoints (forms on a website) are rate limited per client address.
-RATE_LIMITED = frozenset({"webform"})
-
 
 async def fetch_channel(app: web.Application, channel_id: str) -> ChannelInfo | None:
     async with app[SESSIONS]() as session:
@@ -100,16 +97,6 @@ async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204 if headers else 403, headers=headers)
 
 
-def public_post(request: web.Request) -> bool:
-    """A post a browser may have sent: its token sits in the page (`?token=`). Servers that hold
-    a secret (a bearer token, a signature) post for all their visitors from one address, so they
-    are not limited per address."""
-    return "token" in request.query or not (
-        "Authorization" in request.headers
-        or any(h in request.headers for h in ("X-Switchboard-Signature", "Typeform-Signature"))
-    )
-
-
 async def rate_limited(request: web.Request, channel: ChannelInfo) -> int | None:
     """Seconds to wait when this client has posted too often to this channel, else None."""
     limit = channel.config.get("rate_limit_per_minute", request.app[SETTINGS].rate_limit_per_minute)
@@ -139,8 +126,7 @@ async def receive(request: web.Request) -> web.StreamResponse:
         metrics.DELIVERIES.labels(kind, "413").inc()
         return answer(413, {"error": f"body over {settings.max_body_bytes} bytes"}, cors)
     if (
-        kind in RATE_LIMITED
-        and public_post(request)
+        adapter.limited_per_address(request.headers, request.query)
         and (wait := await rate_limited(request, channel)) is not None
     ):
         metrics.DELIVERIES.labels(kind, "429").inc()

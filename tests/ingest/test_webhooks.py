@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from support import fixture_bytes
@@ -14,6 +15,7 @@ from support import fixture_bytes
 from channels.webform import sign_body, typeform_signature
 from crm.models import Activity, Lead, Task
 from inbox.db import Sessions
+from inbox.ingest import webhooks
 from inbox.ingest.channels import add_channel
 from inbox.models import Channel, Event, Message
 
@@ -86,6 +88,34 @@ async def test_concurrent_deliveries_are_journaled_together_each_once(
     journaled = await events(sessions)
     assert len(journaled) == 60
     assert sevens == {e.id for e in journaled if e.external_id == "sub-7"}
+
+
+async def test_deliveries_that_miss_the_channel_cache_together_share_one_lookup(
+    client: Client, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = await make_channel(sessions, "webform", {})
+    lookups: list[str] = []
+    fetch = webhooks.fetch_channel
+
+    async def counted(app: Any, channel_id: str) -> Any:
+        lookups.append(channel_id)
+        await asyncio.sleep(0.05)  # still looking when the others arrive
+        return await fetch(app, channel_id)
+
+    monkeypatch.setattr(webhooks, "fetch_channel", counted)
+    auth = {"Authorization": f"Bearer {channel.config['token']}"}
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                f"/webhooks/webform/{channel.id}",
+                json={"submission_id": f"s{n}", "email": f"k{n}@example.nl"},
+                headers=auth,
+            )
+            for n in range(20)
+        )
+    )
+    assert [r.status for r in responses] == [202] * 20
+    assert lookups == [channel.id]
 
 
 async def test_honeypot_submission_is_kept_as_ignored_and_never_processed(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -164,6 +166,57 @@ def test_serve_with_demo_data_takes_a_form_post_end_to_end(data_dir: Path) -> No
         output = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0, output
     assert "Website contactformulier" in output  # the demo printed its channels
+
+
+def test_web_serves_from_several_processes_on_one_port_and_stops_on_sigterm(
+    data_dir: Path,
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inbox.service.cli",
+            "--data-dir",
+            str(data_dir),
+            "web",
+            "--port",
+            str(port),
+            "--processes",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(listening(lines)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # Two processes bound the same port (SO_REUSEPORT), each saying so with its own pid.
+        assert len(listening(lines)) == 2, lines
+        for _ in range(10):  # the kernel spreads the connections over the processes
+            assert wait_for(f"http://127.0.0.1:{port}/healthz", 10)["status"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+        proc.stdout.close()
+    assert proc.returncode == 0, lines
+
+
+def listening(lines: list[str]) -> set[str]:
+    return {
+        m.group(1)
+        for line in list(lines)
+        if (m := re.search(r"listening on .* \(pid (\d+)\)", line))
+    }
 
 
 def test_the_public_command_names_exist() -> None:
