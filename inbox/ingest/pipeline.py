@@ -29,7 +29,7 @@ from crm.matcher import (
 from crm.models import Activity, Lead, MatchReview, Task
 from inbox.attachments import FileStore
 from inbox.bot import dialog as bot
-from inbox.models import Attachment, Channel, Conversation, Event, Message
+from inbox.models import Attachment, Channel, Conversation, Message
 from inbox.routing import rules as routing
 from inbox.routing import sla
 
@@ -52,7 +52,7 @@ class Policy:
 @dataclass(frozen=True)
 class Outcome:
     event_id: int
-    status: str  # processed, ignored, failed, skipped (already done or taken by another worker)
+    status: str  # processed, ignored, failed, or retry (left pending for a later batch)
     error: str | None = None
     conversation_id: int | None = None
 
@@ -83,20 +83,17 @@ async def store(
     msg: InboundMessage,
     policy: Policy,
     now: datetime,
-    known: set[tuple[str, str]] | None = None,
 ) -> Message:
-    """Match, thread, record and route one inbound message. `known`, when given, holds every
-    (channel, external id) that has a message already, so a new one costs no lookup."""
-    if known is None or (channel.id, msg.external_id) in known:
-        existing = (
-            await session.scalars(
-                select(Message)
-                .where(Message.channel_id == channel.id, Message.external_id == msg.external_id)
-                .with_for_update()
-            )
-        ).first()
-        if existing is not None:
-            return await update_existing(session, existing, msg, policy, now)
+    """Match, thread, record and route one inbound message (or update the one it repeats)."""
+    existing = (
+        await session.scalars(
+            select(Message)
+            .where(Message.channel_id == channel.id, Message.external_id == msg.external_id)
+            .with_for_update()
+        )
+    ).first()
+    if existing is not None:
+        return await update_existing(session, existing, msg, policy, now)
 
     keys = identity_keys(
         msg.sender.emails, msg.sender.phones, msg.sender.telegram_id, region=policy.region
@@ -599,12 +596,3 @@ def message_meta(msg: InboundMessage) -> dict[str, Any]:
 def summary(msg: InboundMessage) -> str:
     first_line = (msg.text or "").strip().splitlines()[0] if (msg.text or "").strip() else ""
     return (msg.subject or first_line or msg.kind)[:200]
-
-
-async def mark_failed(session: AsyncSession, event_id: int, error: str, now: datetime) -> None:
-    """Record an unexpected failure outside the failed transaction, keeping the event."""
-    await session.execute(
-        update(Event)
-        .where(Event.id == event_id, Event.status == "pending")
-        .values(status="failed", error=error[:2000], attempts=Event.attempts + 1, processed_at=now)
-    )
