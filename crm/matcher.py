@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
-from sqlalchemy import ColumnElement, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -328,40 +328,82 @@ async def match_sender(
     session: AsyncSession, sender: Sender, *, config: MatchConfig | None = None
 ) -> Decision:
     """The best contact and relation for a sender, with a score and the reasons per field."""
-    cfg = config or DEFAULT
-    facts = _facts(sender, cfg.region)
-    keys = identity_keys(
-        [facts.email] if facts.email else [],
-        [facts.phone] if facts.phone else [],
-        sender.telegram_id,
-        region=cfg.region,
-    )
-    exact = await _exact_owner(session, keys, facts)
-    if exact is not None:
-        return exact
+    return (await match_senders(session, [sender], config=config))[0]
 
-    relation_ids = await _domain_relations(session, facts)
-    company_ids = [] if relation_ids else await _company_relations(session, facts)
-    shared_relation = await _shared_mailbox_relation(session, facts)
-    if shared_relation is not None:
-        relation_ids = [shared_relation, *[r for r in relation_ids if r != shared_relation]]
-    known_relations = relation_ids + company_ids
-    scored: list[Candidate] = []
-    if known_relations:
-        # The company is known: its own contacts first. A clear winner there needs no search
-        # through every contact (the common case: a new address at a known company domain).
-        ids = await _relation_contacts(session, known_relations, cfg.limit)
-        scored = [_score(facts, r, relation_ids) for r in await _load(session, ids)]
-        scored.sort(key=lambda c: -c.score)
-        if scored and _clear(scored, cfg):
-            return _decide(scored, cfg, relation_ids, facts)
-    seen = {c.contact_id for c in scored}
-    ids = [i for i in await _candidate_ids(session, facts, [], cfg.limit) if i not in seen]
-    scored += [_score(facts, r, relation_ids) for r in await _load(session, ids)]
+
+async def match_senders(
+    session: AsyncSession, senders: Sequence[Sender], *, config: MatchConfig | None = None
+) -> list[Decision]:
+    """`match_sender` for many senders at once: each stage is one query for all of them (about
+    ten statements per batch, however large), the scoring in between is per sender."""
+    cfg = config or DEFAULT
+    facts = [_facts(s, cfg.region) for s in senders]
+    keys = [
+        identity_keys(
+            [f.email] if f.email else [], [f.phone] if f.phone else [], s.telegram_id, cfg.region
+        )
+        for s, f in zip(senders, facts, strict=True)
+    ]
+    decided: list[Decision | None] = await _exact_owners(session, keys, facts)
+    todo = [i for i, d in enumerate(decided) if d is None]
+    if not todo:
+        return [d for d in decided if d is not None]
+
+    by_domain = await _domain_relations(session, {facts[i].company_domain for i in todo})
+    domain_ids = {i: by_domain.get(facts[i].company_domain or "", []) for i in todo}
+    by_company = await _company_relations(
+        session,
+        {facts[i].company for i in todo if not domain_ids[i] and len(facts[i].company) >= 3},
+    )
+    by_mailbox = await _shared_mailbox_relations(
+        session, {f.email for i in todo if (f := facts[i]).email and f.shared}
+    )
+    relation_ids: dict[int, list[int]] = {}
+    known: dict[int, list[int]] = {}
+    for i in todo:
+        relation_ids[i] = list(domain_ids[i])
+        company_ids = [] if relation_ids[i] else by_company.get(facts[i].company, [])
+        shared = by_mailbox.get(facts[i].email or "") if facts[i].shared else None
+        if shared is not None:
+            relation_ids[i] = [shared, *[r for r in relation_ids[i] if r != shared]]
+        known[i] = relation_ids[i] + company_ids
+
+    # The company is known: its own contacts first. A clear winner there needs no search through
+    # every contact (the common case: a new address at a known company domain).
+    scored: dict[int, list[Candidate]] = {i: [] for i in todo}
+    first = await _relation_contacts(session, {i: known[i] for i in todo if known[i]}, cfg.limit)
+    records = await _load(session, {c for ids in first.values() for c in ids})
+    searching = []
+    for i in todo:
+        scored[i] = _scored(facts[i], first.get(i, []), records, relation_ids[i])
+        if scored[i] and _clear(scored[i], cfg):
+            decided[i] = _decide(scored[i], cfg, relation_ids[i], facts[i])
+        else:
+            searching.append(i)
+
+    found = await _candidate_ids(session, {i: facts[i] for i in searching}, cfg.limit)
+    records.update(
+        await _load(session, {c for ids in found.values() for c in ids if c not in records})
+    )
+    for i in searching:
+        seen = {c.contact_id for c in scored[i]}
+        ids = [c for c in found.get(i, []) if c not in seen]
+        ranked = scored[i] + _scored(facts[i], ids, records, relation_ids[i])
+        ranked.sort(key=lambda c: -c.score)
+        decided[i] = (
+            _decide(ranked, cfg, relation_ids[i], facts[i])
+            if ranked
+            else _relation_only(relation_ids[i], facts[i])
+        )
+    return [d for d in decided if d is not None]
+
+
+def _scored(
+    facts: _Facts, ids: list[int], records: dict[int, _Record], relation_ids: list[int]
+) -> list[Candidate]:
+    scored = [_score(facts, records[i], relation_ids) for i in ids if i in records]
     scored.sort(key=lambda c: -c.score)
-    if not scored:
-        return _relation_only(relation_ids, facts)
-    return _decide(scored, cfg, relation_ids, facts)
+    return scored
 
 
 def _clear(scored: list[Candidate], cfg: MatchConfig) -> bool:
@@ -369,29 +411,54 @@ def _clear(scored: list[Candidate], cfg: MatchConfig) -> bool:
     return scored[0].score >= cfg.link and scored[0].score - rival >= cfg.margin
 
 
+_RELATION_CONTACTS = text(
+    """SELECT s.i, c.id
+       FROM (SELECT w.i, array_agg(w.r) AS rs
+             FROM unnest(CAST(:i AS int[]), CAST(:r AS bigint[])) AS w(i, r) GROUP BY w.i) AS s
+       CROSS JOIN LATERAL (
+           SELECT id FROM contacts WHERE relation_id = ANY(s.rs) LIMIT :limit) AS c"""
+)
+
+
 async def _relation_contacts(
-    session: AsyncSession, relation_ids: list[int], limit: int
-) -> list[int]:
-    rows = await session.scalars(
-        select(Contact.id).where(Contact.relation_id.in_(relation_ids)).limit(limit)
+    session: AsyncSession, relations: dict[int, list[int]], limit: int
+) -> dict[int, list[int]]:
+    """Up to `limit` contacts of each sender's relations, for all senders in one query."""
+    if not relations:
+        return {}
+    pairs = [(i, r) for i, rs in relations.items() for r in rs]
+    rows = await session.execute(
+        _RELATION_CONTACTS,
+        {"i": [i for i, _ in pairs], "r": [r for _, r in pairs], "limit": limit},
     )
-    return list(rows)
+    out: dict[int, list[int]] = {}
+    for i, contact_id in rows:
+        out.setdefault(i, []).append(contact_id)
+    return out
 
 
-async def _exact_owner(session: AsyncSession, keys: list[Key], facts: _Facts) -> Decision | None:
+async def _exact_owners(
+    session: AsyncSession, keys: list[list[Key]], facts: list[_Facts]
+) -> list[Decision | None]:
     """Stage 1: an identity (value or provider-aware key) owned by one contact."""
-    conditions: list[ColumnElement[bool]] = [
-        tuple_(Identity.kind, Identity.value).in_([(k.kind, k.value) for k in keys])
-    ]
-    if facts.email_key:
-        conditions.append((Identity.kind == "email") & (Identity.key == facts.email_key))
-    if not keys and not facts.email_key:
-        return None
+    values = {(k.kind, k.value) for ks in keys for k in ks}
+    email_keys = {f.email_key for f in facts if f.email_key}
+    if not values and not email_keys:
+        return [None for _ in facts]
+    conditions: list[ColumnElement[bool]] = []
+    if values:
+        conditions.append(
+            Identity.value.in_(sorted({v for _, v in values}))
+            & Identity.kind.in_(sorted({k for k, _ in values}))
+        )
+    if email_keys:
+        conditions.append((Identity.kind == "email") & Identity.key.in_(sorted(email_keys)))
     rows = (
         await session.execute(
             select(
                 Identity.kind,
                 Identity.value,
+                Identity.key,
                 Identity.shared,
                 Identity.contact_id,
                 Identity.relation_id,
@@ -403,10 +470,21 @@ async def _exact_owner(session: AsyncSession, keys: list[Key], facts: _Facts) ->
             .where(or_(*conditions))
         )
     ).all()
-    for row in sorted(rows, key=lambda r: ("email", "phone", "telegram").index(r.kind)):
+    return [_exact_owner(rows, ks, f) for ks, f in zip(keys, facts, strict=True)]
+
+
+def _exact_owner(rows: Sequence[Any], keys: list[Key], facts: _Facts) -> Decision | None:
+    exact = {(k.kind, k.value) for k in keys}
+    mine = [
+        r
+        for r in rows
+        if (r.kind, r.value) in exact
+        or (facts.email_key and r.kind == "email" and r.key == facts.email_key)
+    ]
+    for row in sorted(mine, key=lambda r: ("email", "phone", "telegram").index(r.kind)):
         if not row.contact_id or row.shared or (facts.shared and row.kind == "email"):
             continue
-        how = "exact" if row.value in {k.value for k in keys} else "same address (provider key)"
+        how = "exact" if (row.kind, row.value) in exact else "same address (provider key)"
         return Decision(
             "linked",
             1.0 if how == "exact" else 0.99,
@@ -415,57 +493,81 @@ async def _exact_owner(session: AsyncSession, keys: list[Key], facts: _Facts) ->
             external_id=row.external_id,
             reasons={row.kind: how},
         )
-    for row in rows:
+    for row in mine:
         if row.lead_id:
             return Decision("unknown", 0.0, lead_id=row.lead_id, reasons={row.kind: "a lead's"})
     return None
 
 
-async def _domain_relations(session: AsyncSession, facts: _Facts) -> list[int]:
-    """Stage 2: the relations whose company domain the sender writes from."""
-    if not facts.company_domain:
-        return []
-    rows = await session.scalars(
-        select(Identity.relation_id).where(
+async def _domain_relations(
+    session: AsyncSession, domains: set[str | None]
+) -> dict[str, list[int]]:
+    """Stage 2: the relations whose company domain each sender writes from."""
+    wanted = sorted(d for d in domains if d)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Identity.value, Identity.relation_id).where(
             Identity.kind == "domain",
-            Identity.value == facts.company_domain,
+            Identity.value.in_(wanted),
             Identity.relation_id.is_not(None),
         )
     )
-    return [r for r in rows if r is not None]
+    out: dict[str, list[int]] = {}
+    for value, relation_id in rows:
+        if relation_id is not None:
+            out.setdefault(value, []).append(relation_id)
+    return out
 
 
-async def _company_relations(session: AsyncSession, facts: _Facts) -> list[int]:
-    """The relations whose name (without legal form) is, or is close to, the sender's company."""
-    if len(facts.company) < 3:
-        return []
-    return list(await session.scalars(_COMPANIES, {"name": facts.company}))
+_COMPANIES = text(
+    """SELECT q.name, r.id
+       FROM unnest(CAST(:names AS text[])) AS q(name)
+       CROSS JOIN LATERAL (
+           SELECT id FROM relations
+           WHERE normalized_name = q.name OR normalized_name % q.name
+           ORDER BY normalized_name = q.name DESC, similarity(normalized_name, q.name) DESC
+           LIMIT 5) AS r"""
+)
 
 
-async def _shared_mailbox_relation(session: AsyncSession, facts: _Facts) -> int | None:
-    """A shared mailbox someone registered (on a relation or one of its contacts)."""
-    if not facts.email or not facts.shared:
-        return None
-    row = (
-        await session.execute(
-            select(Identity.relation_id, Contact.relation_id.label("contact_relation_id"))
-            .outerjoin(Contact, Contact.id == Identity.contact_id)
-            .where(Identity.kind == "email", Identity.value == facts.email)
+async def _company_relations(session: AsyncSession, names: set[str]) -> dict[str, list[int]]:
+    """The relations whose name (without legal form) is, or is close to, each company."""
+    if not names:
+        return {}
+    out: dict[str, list[int]] = {}
+    for name, relation_id in await session.execute(_COMPANIES, {"names": sorted(names)}):
+        out.setdefault(name, []).append(relation_id)
+    return out
+
+
+async def _shared_mailbox_relations(
+    session: AsyncSession, addresses: set[str]
+) -> dict[str, int | None]:
+    """The relation of each shared mailbox someone registered (on a relation or its contact)."""
+    if not addresses:
+        return {}
+    rows = await session.execute(
+        select(
+            Identity.value, Identity.relation_id, Contact.relation_id.label("contact_relation_id")
         )
-    ).first()
-    return (row.relation_id or row.contact_relation_id) if row else None
+        .outerjoin(Contact, Contact.id == Identity.contact_id)
+        .where(Identity.kind == "email", Identity.value.in_(sorted(addresses)))
+    )
+    out: dict[str, int | None] = {}
+    for row in rows:
+        out.setdefault(row.value, row.relation_id or row.contact_relation_id)
+    return out
 
 
 _CANDIDATES = text(
-    """SELECT record_id FROM search_documents
-       WHERE kind = 'contact' AND doc @@ to_tsquery('simple', :query)
-       LIMIT :limit"""
-)
-_COMPANIES = text(
-    """SELECT id FROM relations
-       WHERE normalized_name = :name OR normalized_name % :name
-       ORDER BY normalized_name = :name DESC, similarity(normalized_name, :name) DESC
-       LIMIT 5"""
+    """SELECT q.i, d.record_id
+       FROM unnest(CAST(:i AS int[]), CAST(:query AS text[])) WITH ORDINALITY AS q(i, query, n)
+       CROSS JOIN LATERAL (
+           SELECT record_id FROM search_documents
+           WHERE kind = 'contact' AND doc @@ to_tsquery('simple', q.query)
+           LIMIT :limit) AS d
+       ORDER BY q.n"""
 )
 
 
@@ -475,53 +577,72 @@ def _lexemes(value: str) -> list[str]:
 
 
 async def _candidate_ids(
-    session: AsyncSession, facts: _Facts, relation_ids: list[int], limit: int
-) -> list[int]:
-    """Stage 3: candidate contacts, found through indexes only."""
-    found: dict[int, None] = dict.fromkeys(
-        await _relation_contacts(session, relation_ids, limit) if relation_ids else []
+    session: AsyncSession, senders: dict[int, _Facts], limit: int
+) -> dict[int, list[int]]:
+    """Stage 3: candidate contacts of each sender, found through indexes only: one search for
+    all senders, and one more for the surnames with a typo."""
+    queries: dict[int, tuple[str, list[str]]] = {}  # sender -> (surname anchor, narrowing)
+    for i, facts in senders.items():
+        person = facts.person
+        surname = _lexemes(person.surname) if person is not None else []
+        if person is None or not surname:
+            continue
+        # The longest word of the surname ('vries' of 'de vries-jansen') must be there; a given
+        # name, an initial, the company or the city narrows a common one.
+        anchor = max(surname, key=len)
+        # (A lone initial is no narrowing: 'j:*' expands to every word starting with j.)
+        narrow = [g for g in person.given[:2] if g.isalnum() and len(g) >= 2]
+        narrow += [f"{w}:*" for w in _lexemes(facts.company)[:3] if len(w) >= 4]
+        narrow += _lexemes(facts.city)[:2]
+        queries[i] = (anchor, narrow)
+    found = await _search(
+        session, {i: _tsquery([anchor], narrow) for i, (anchor, narrow) in queries.items()}, limit
     )
-    person = facts.person
-    if person is not None:
-        surname = _lexemes(person.surname)
-        if surname:
-            # The longest word of the surname ('vries' of 'de vries-jansen') must be there;
-            # a given name, an initial, the company or the city narrows a common one.
-            anchor = max(surname, key=len)
-            # (A lone initial is no narrowing: 'j:*' expands to every word starting with j.)
-            narrow = [g for g in person.given[:2] if g.isalnum() and len(g) >= 2]
-            narrow += [f"{w}:*" for w in _lexemes(facts.company)[:3] if len(w) >= 4]
-            narrow += _lexemes(facts.city)[:2]
-            query = anchor if not narrow else f"{anchor} & ({' | '.join(narrow)})"
-            ids = await _search(session, query, limit)
-            if not ids and len(anchor) >= 4:
-                # A typo in the surname: the index's words within one edit of it.
-                known = await vocabulary(session)
-                low = bisect.bisect_left(known, anchor[0])
-                high = bisect.bisect_left(known, chr(ord(anchor[0]) + 1))
-                alternatives = [
-                    w
-                    for w in known[low:high]
-                    if abs(len(w) - len(anchor)) <= 1
-                    and w != anchor
-                    and OSA.distance(w, anchor, score_cutoff=1) <= 1
-                ][:8]
-                if alternatives:
-                    head = "(" + " | ".join(alternatives) + ")"
-                    query = head if not narrow else f"{head} & ({' | '.join(narrow)})"
-                    ids = await _search(session, query, limit)
-            found.update(dict.fromkeys(ids))
-    return list(found)[: limit * 2]
+    typos: dict[int, str] = {}
+    known: list[str] | None = None
+    for i, (anchor, narrow) in queries.items():
+        if found.get(i) or len(anchor) < 4:
+            continue
+        # A typo in the surname: the index's words within one edit of it.
+        known = known if known is not None else await vocabulary(session)
+        low = bisect.bisect_left(known, anchor[0])
+        high = bisect.bisect_left(known, chr(ord(anchor[0]) + 1))
+        alternatives = [
+            w
+            for w in known[low:high]
+            if abs(len(w) - len(anchor)) <= 1
+            and w != anchor
+            and OSA.distance(w, anchor, score_cutoff=1) <= 1
+        ][:8]
+        if alternatives:
+            typos[i] = _tsquery(alternatives, narrow)
+    found.update(await _search(session, typos, limit))
+    return {i: list(dict.fromkeys(ids))[: limit * 2] for i, ids in found.items()}
 
 
-async def _search(session: AsyncSession, query: str, limit: int) -> list[int]:
-    return list(await session.scalars(_CANDIDATES, {"query": query, "limit": limit}))
+def _tsquery(heads: list[str], narrow: list[str]) -> str:
+    head = heads[0] if len(heads) == 1 else "(" + " | ".join(heads) + ")"
+    return head if not narrow else f"{head} & ({' | '.join(narrow)})"
 
 
-async def _load(session: AsyncSession, ids: list[int]) -> list[_Record]:
+async def _search(
+    session: AsyncSession, queries: dict[int, str], limit: int
+) -> dict[int, list[int]]:
+    if not queries:
+        return {}
+    out: dict[int, list[int]] = {}
+    rows = await session.execute(
+        _CANDIDATES, {"i": list(queries), "query": list(queries.values()), "limit": limit}
+    )
+    for i, record_id in rows:
+        out.setdefault(i, []).append(record_id)
+    return out
+
+
+async def _load(session: AsyncSession, ids: set[int]) -> dict[int, _Record]:
     """The candidates with their relation and identities: two queries for all of them."""
     if not ids:
-        return []
+        return {}
     rows = (
         await session.execute(
             select(
@@ -536,7 +657,7 @@ async def _load(session: AsyncSession, ids: list[int]) -> list[_Record]:
                 Relation.addresses,
             )
             .outerjoin(Relation, Relation.id == Contact.relation_id)
-            .where(Contact.id.in_(ids))
+            .where(Contact.id.in_(sorted(ids)))
         )
     ).all()
     records = {
@@ -574,7 +695,7 @@ async def _load(session: AsyncSession, ids: list[int]) -> list[_Record]:
     for rec in records.values():
         rec.domains = domains.get(rec.relation_id or 0, [])
         rec.domains += [e.split("@", 1)[1] for e in rec.emails if "@" in e]
-    return [records[i] for i in ids if i in records]
+    return records
 
 
 def _first_city(addresses: Any) -> str:

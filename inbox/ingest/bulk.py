@@ -21,7 +21,7 @@ from crm.matcher import (
     add_identities_many,
     identity_keys,
     match_exact_many,
-    match_sender,
+    match_senders,
 )
 from crm.models import Activity, Contact, Lead, MatchReview, Relation, Task
 from inbox.bot import dialog as bot
@@ -150,6 +150,7 @@ async def _match(session: AsyncSession, items: list[_Item], policy: Policy) -> N
     nobody owns; new leads and identities in one statement each. A key an earlier message of
     this batch gave an owner answers for the later ones, as it would one by one."""
     found = await match_exact_many(session, [item.keys for item in items])
+    decisions = await _staged(session, items, found, policy)
     claimed: dict[tuple[str, str], _Item] = {}  # key -> the item whose owner took it here
     owned: list[_Item] = []  # whose keys go to their owner, in order
     for item, match in zip(items, found, strict=True):
@@ -162,9 +163,7 @@ async def _match(session: AsyncSession, items: list[_Item], policy: Policy) -> N
             owned.append(item)
             continue
         if match.contact_id is None and match.lead_id is None and not msg.automated:
-            item.decision = decision = await match_sender(
-                session, sender_of(msg), config=policy.match
-            )
+            item.decision = decision = decisions[item.event_id]
             if decision.decision == "linked" and decision.contact_id is not None:
                 match = Match(match.identity_id, decision.contact_id, decision.relation_id)
             elif decision.lead_id is not None:
@@ -205,6 +204,22 @@ async def _match(session: AsyncSession, items: list[_Item], policy: Policy) -> N
         if item.founder:  # one by one, a new lead's first message names no identity yet
             identity_id = None
         item.match = Match(identity_id, m.contact_id, m.relation_id, lead_id)
+
+
+async def _staged(
+    session: AsyncSession, items: list[_Item], found: list[Match], policy: Policy
+) -> dict[int, Decision]:
+    """The staged matcher's decision for every sender nobody owns, all in one pass (a sender
+    that writes several times in the batch is matched once)."""
+    unowned = [
+        item
+        for item, match in zip(items, found, strict=True)
+        if match.contact_id is None and match.lead_id is None and not item.msg.automated
+    ]
+    senders = {repr(sender_of(item.msg)): sender_of(item.msg) for item in unowned}
+    decisions = await match_senders(session, list(senders.values()), config=policy.match)
+    decided = dict(zip(senders, decisions, strict=True))
+    return {item.event_id: decided[repr(sender_of(item.msg))] for item in unowned}
 
 
 async def _thread(session: AsyncSession, items: list[_Item], region: str) -> None:

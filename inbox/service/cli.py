@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -550,35 +551,46 @@ def count_rows(file: Path) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON decision per line.")
 def match_command(senders_file: Any, as_json: bool) -> None:
     """Match senders to contacts: linked, review or unknown, with the score and the reasons."""
-    from crm.matcher import Sender, match_sender
+    from crm.matcher import Sender, match_senders
 
     s = settings()
     config = s.match_config()
 
+    def parse(number: int, line: str) -> Sender | str:
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("a line is one JSON object")
+        except ValueError as exc:
+            return f"not a sender: {exc}"
+        return Sender.from_dict(data)
+
+    def show(out: dict[str, Any]) -> None:
+        number = out["line"]
+        if as_json:
+            click.echo(json.dumps(out, ensure_ascii=False))
+        elif "error" in out:
+            click.echo(f"{number}: {out['error']}")
+        else:
+            who = out["contact_id"] or out["relation_id"] or "-"
+            click.echo(
+                f"{number}: {out['decision']:8} {who}  {out['score']:.3f}  "
+                + ", ".join(f"{k}: {v}" for k, v in out["reasons"].items())
+            )
+
     async def go(url: str) -> None:
+        # Matched a chunk of lines at a time: the matcher's queries are per chunk, not per line.
         async with session_factory(url) as sessions, sessions() as session:
-            for number, line in enumerate(senders_file, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    data = json.loads(line)
-                    if not isinstance(data, dict):
-                        raise ValueError("a line is one JSON object")
-                except ValueError as exc:
-                    out: dict[str, Any] = {"line": number, "error": f"not a sender: {exc}"}
-                else:
-                    decision = await match_sender(session, Sender.from_dict(data), config=config)
-                    await session.rollback()  # read-only: no transaction stays open between lines
-                    out = {"line": number} | decision.as_meta()
-                if as_json:
-                    click.echo(json.dumps(out, ensure_ascii=False))
-                elif "error" in out:
-                    click.echo(f"{number}: {out['error']}")
-                else:
-                    who = out["contact_id"] or out["relation_id"] or "-"
-                    click.echo(
-                        f"{number}: {out['decision']:8} {who}  {out['score']:.3f}  "
-                        + ", ".join(f"{k}: {v}" for k, v in out["reasons"].items())
+            lines = ((n, line) for n, line in enumerate(senders_file, start=1) if line.strip())
+            while chunk := [(n, parse(n, line)) for n, line in itertools.islice(lines, 500)]:
+                senders = [sender for _, sender in chunk if isinstance(sender, Sender)]
+                decisions = iter(await match_senders(session, senders, config=config))
+                await session.rollback()  # read-only: no transaction stays open between chunks
+                for number, sender in chunk:
+                    show(
+                        {"line": number} | next(decisions).as_meta()
+                        if isinstance(sender, Sender)
+                        else {"line": number, "error": sender}
                     )
 
     with migrated(s) as urls:
