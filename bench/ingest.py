@@ -673,6 +673,24 @@ async def event_counts(
     return {r["status"]: int(r["n"]) for r in rows}
 
 
+async def trigger_times(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """The search index's trigger functions: calls and time since the phase began."""
+    await asyncio.sleep(1.2)  # backends report their counters within a second of going idle
+    rows = await conn.fetch(
+        "SELECT funcname, calls, total_time, self_time FROM pg_stat_user_functions "
+        "ORDER BY total_time DESC LIMIT 8"
+    )
+    return [
+        {
+            "name": r["funcname"],
+            "calls": r["calls"],
+            "total_ms": r["total_time"],
+            "self_ms": r["self_time"],
+        }
+        for r in rows
+    ]
+
+
 async def max_event_id(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM events"))
 
@@ -1265,6 +1283,9 @@ async def run(plan: Plan) -> dict[str, Any]:
                     if plan.profile and n_workers == 1
                     else None
                 )
+                if prof is not None:  # PostgreSQL's side: time in our trigger functions
+                    await conn.execute(f"ALTER DATABASE {database} SET track_functions = 'pl'")
+                    await conn.execute("SELECT pg_stat_reset()")
                 m = meter_for(*((w.name, w.pid) for w in workers))
                 peak = Peak()
                 e2e = await drain(
@@ -1280,6 +1301,8 @@ async def run(plan: Plan) -> dict[str, Any]:
                 e2e["cpu"] = m.stop()
                 if prof is not None and (p := prof.stop()) is not None:
                     profiles[f"worker-{key}"] = p
+                if prof is not None:
+                    e2e["pg_functions"] = await trigger_times(conn)
                 e2e["created"] = delta(await table_counts(conn), before)
                 e2e["by_category"] = await by_category(conn, marker, top, category)
                 e2e["failures"] = await failure_reasons(conn, marker, top)
@@ -1313,6 +1336,11 @@ async def run(plan: Plan) -> dict[str, Any]:
                 if not all(e2e["workers_alive"]):
                     print(f"    !! a worker exited: alive {e2e['workers_alive']}")
                 print(f"    {cpu_text(e2e['cpu'])}; {peak.text()}", flush=True)
+                for f in e2e.get("pg_functions", []):
+                    print(
+                        f"      PostgreSQL {f['name']:32} {f['calls']:>7,} calls "
+                        f"{f['total_ms']:>9,.0f} ms total {f['self_ms']:>9,.0f} ms self"
+                    )
                 if e2e["left"]:
                     await conn.execute(
                         "UPDATE events SET status = 'ignored', error = 'bench: set aside' "

@@ -16,6 +16,7 @@ from inbox.ingest import bulk, pipeline
 from inbox.ingest.journal import delivery_from
 from inbox.ingest.pipeline import Outcome, Policy, ProcessingError, retryable
 from inbox.models import Channel, Event, Message
+from inbox.routing import sla
 
 log = structlog.get_logger(__name__)
 
@@ -146,6 +147,7 @@ async def process_events(
                 outcomes[event.id] = Outcome(event.id, "processed", None, message.conversation_id)
     except Exception as exc:
         log.info("batch stored one event at a time", events=len(work), error=str(exc)[:200])
+        sla.forget(session)
         waiting: set[int] = set()  # partitions with an event left for later: the rest waits too
         for event, channel, msg in work:
             if event.partition_key in waiting:
@@ -173,6 +175,7 @@ async def store_alone(
         async with session.begin_nested():
             message = await pipeline.store(session, channel, event.id, msg, policy, now)
     except DBAPIError as exc:
+        sla.forget(session)  # what the transaction remembered may have been rolled back
         if retryable(exc):
             # Another transaction held what this event needed (a deadlock or a serialization
             # failure): the event stays pending and a drainer takes it again.
@@ -180,6 +183,7 @@ async def store_alone(
             return Outcome(event.id, "retry", str(exc.orig)[:200])
         return failed(event, exc)
     except Exception as exc:
+        sla.forget(session)
         return failed(event, exc)
     return Outcome(event.id, "processed", None, message.conversation_id)
 

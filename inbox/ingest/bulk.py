@@ -38,7 +38,7 @@ from inbox.ingest.pipeline import (
     thread_key,
 )
 from inbox.models import Channel, Conversation, Message
-from inbox.routing import sla
+from inbox.routing import assignment, rules, sla
 from inbox.routing.sla import Clock
 
 
@@ -104,9 +104,10 @@ async def store_many(
         session.add(item.activity)
     await session.flush()
     # Bot and routing keep their per-conversation logic, in event order, as one by one; the
-    # tasks are written together and put under the SLA sweep together. The relations and
-    # contacts routing looks at are loaded for the whole batch first (then found in the session).
-    loaded = await _preload(session, items)  # held: the session keeps objects only weakly
+    # tasks are written together and put under the SLA sweep together. The relations, contacts,
+    # categories and account managers routing looks at are loaded for the whole batch first
+    # (then found in the session and the transaction's cache).
+    loaded = await _preload(session, items, now)  # held: the session keeps objects only weakly
     untracked: list[tuple[Task, Clock | None]] = []
     for item in items:
         assert item.conversation and item.message and item.activity
@@ -134,12 +135,14 @@ async def store_many(
     return {item.event_id: item.conversation.id for item in items if item.conversation}
 
 
-async def _preload(session: AsyncSession, items: list[_Item]) -> list[object]:
-    relations = {i.conversation.relation_id for i in items if i.conversation} - {None}
-    contacts = {i.conversation.contact_id for i in items if i.conversation} - {None}
+async def _preload(session: AsyncSession, items: list[_Item], now: datetime) -> list[object]:
+    relations = {r for i in items if i.conversation and (r := i.conversation.relation_id)}
+    contacts = {c for i in items if i.conversation and (c := i.conversation.contact_id)}
     loaded: list[object] = []
     if relations:
         loaded += (await session.scalars(select(Relation).where(Relation.id.in_(relations)))).all()
+        await rules.categories_of(session, sorted(relations))
+        await assignment.account_managers(session, sorted(relations), now)
     if contacts:
         loaded += (await session.scalars(select(Contact).where(Contact.id.in_(contacts)))).all()
     return loaded

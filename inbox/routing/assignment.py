@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -68,13 +68,8 @@ async def assign(
     """Account manager first when present and available, else the team's strategy; with a
     conversation, an unassignable one waits in the team queue (behind earlier arrivals)."""
     if relation_id is not None:
-        row = (
-            await session.execute(
-                select(Relation.account_manager_id, Relation.team_id, User.working_hours)
-                .join(User, User.id == Relation.account_manager_id)
-                .where(Relation.id == relation_id, User.is_active, ~User.away, ~on_leave(now))
-            )
-        ).first()
+        managers = await account_managers(session, [relation_id], now)
+        row = managers[relation_id]
         if row is not None and Hours.from_json(row.working_hours).is_open(now):
             return Assignment(row.account_manager_id, row.team_id or team_id, "account manager")
     if team_id is None:
@@ -97,6 +92,29 @@ async def assign(
     return Assignment(user_id, team_id, strategy.replace("_", "-"))
 
 
+async def account_managers(
+    session: AsyncSession, relation_ids: list[int], now: datetime
+) -> dict[int, Any]:
+    """Each relation's account manager who is active, not away and not on leave (None if not),
+    looked up once per transaction for all the relations asked at once."""
+    known = cache(session)
+    wanted = sorted({r for r in relation_ids if ("account_manager", r) not in known})
+    if wanted:
+        rows = (
+            await session.execute(
+                select(
+                    Relation.id, Relation.account_manager_id, Relation.team_id, User.working_hours
+                )
+                .join(User, User.id == Relation.account_manager_id)
+                .where(Relation.id.in_(wanted), User.is_active, ~User.away, ~on_leave(now))
+            )
+        ).all()
+        found = {row.id: row for row in rows}
+        for r in wanted:
+            known[("account_manager", r)] = found.get(r)
+    return {r: known[("account_manager", r)] for r in relation_ids}
+
+
 async def next_in_rotation(session: AsyncSession, team_id: int, now: datetime) -> int | None:
     """The available member whose turn it is (round-robin), taking the turn."""
     if not await lock_team(session, team_id):
@@ -114,6 +132,8 @@ async def lock_team(session: AsyncSession, team_id: int, wait_s: float = LOCK_WA
     """Hold the team's assignment lock until the transaction ends. Polls a try-lock instead of
     blocking, so two transactions that lock teams in opposite order give up instead of
     deadlocking; whoever gives up queues the work for the next drain."""
+    if cache(session).get(("team_lock", team_id)):
+        return True  # held until the transaction ends (a rolled-back savepoint forgets it)
     deadline = time.monotonic() + wait_s
     delay = 0.005
     while True:
@@ -122,6 +142,7 @@ async def lock_team(session: AsyncSession, team_id: int, wait_s: float = LOCK_WA
             {"ns": LOCK_NAMESPACE, "key": team_id % 2**31},
         )
         if got:
+            cache(session)[("team_lock", team_id)] = True
             return True
         if time.monotonic() >= deadline:
             log.warning("team lock not acquired", team_id=team_id)
@@ -140,7 +161,23 @@ async def strategy_of(session: AsyncSession, team_id: int) -> str:
 
 
 async def candidates(session: AsyncSession, team_id: int, now: datetime) -> list[Candidate]:
-    """Members who are active, present and within working hours, with their current load."""
+    """Members who are active, present and within working hours, with their current load: read
+    once per transaction (under the team lock nobody else assigns in the team meanwhile) and
+    kept current by `pick`."""
+    key = ("candidates", team_id)
+    if key not in cache(session):
+        cache(session)[key] = await load_candidates(session, team_id, now)
+    people: list[Candidate] = cache(session)[key]
+    return people
+
+
+def forget_loads(session: AsyncSession) -> None:
+    """Someone's load went down (a conversation left them): read the teams again when asked."""
+    for key in [k for k in cache(session) if k[0] == "candidates"]:
+        del cache(session)[key]
+
+
+async def load_candidates(session: AsyncSession, team_id: int, now: datetime) -> list[Candidate]:
     open_conversations = (
         select(func.count())
         .where(
@@ -234,11 +271,20 @@ async def pick(
     chosen = choose(people, needs, strategy)
     if chosen is None:
         return None
-    await session.execute(
+    rotation = await session.scalar(
         update(TeamMember)
         .where(TeamMember.team_id == team_id, TeamMember.user_id == chosen.user_id)
         .values(rotation=func.nextval("team_rotation_seq"), last_assigned_at=now)
+        .returning(TeamMember.rotation)
     )
+    for key, members in cache(session).items():  # the person's new turn and load, in every team
+        if key[0] == "candidates":
+            members[:] = [
+                replace(p, load=p.load + 1, rotation=rotation if key[1] == team_id else p.rotation)
+                if p.user_id == chosen.user_id
+                else p
+                for p in members
+            ]
     return chosen.user_id
 
 
@@ -283,6 +329,7 @@ async def enqueue(
     )
     if existing is not None:
         return
+    queue_changed(session)
     session.add(
         QueueEntry(
             conversation_id=conversation_id,
@@ -298,12 +345,22 @@ async def enqueue(
 
 
 async def queue_length(session: AsyncSession, team_id: int) -> int:
-    return int(
-        await session.scalar(
-            select(func.count()).select_from(QueueEntry).where(QueueEntry.team_id == team_id)
+    """The team's queue (read once per transaction while nothing is queued or taken off)."""
+    key = ("queue_length", team_id)
+    if key not in cache(session):
+        cache(session)[key] = int(
+            await session.scalar(
+                select(func.count()).select_from(QueueEntry).where(QueueEntry.team_id == team_id)
+            )
+            or 0
         )
-        or 0
-    )
+    length: int = cache(session)[key]
+    return length
+
+
+def queue_changed(session: AsyncSession) -> None:
+    for key in [k for k in cache(session) if k[0] == "queue_length"]:
+        del cache(session)[key]
 
 
 DRAIN_CHUNK = 20
@@ -316,6 +373,7 @@ async def drain_team(
     (conversation, person) pairs. Stops at the first entry nobody can take."""
     if not locked and not await lock_team(session, team_id, wait_s=0):
         return []
+    queue_changed(session)
     strategy = await strategy_of(session, team_id)
     done: list[tuple[int, int]] = []
     after = 0
@@ -402,4 +460,8 @@ async def drain_all(session: AsyncSession, now: datetime) -> list[tuple[int, int
 
 
 async def unqueue(session: AsyncSession, conversation_id: int) -> None:
-    await session.execute(delete(QueueEntry).where(QueueEntry.conversation_id == conversation_id))
+    result = await session.execute(
+        delete(QueueEntry).where(QueueEntry.conversation_id == conversation_id)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        queue_changed(session)

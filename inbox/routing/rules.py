@@ -21,7 +21,7 @@ from inbox.history import record
 from inbox.models import Channel, Conversation, HistoryEntry, Message
 from inbox.outbound import CannotSend, queue_reply
 from inbox.routing import sla
-from inbox.routing.assignment import Assignment, Needs, assign, unqueue
+from inbox.routing.assignment import Assignment, Needs, assign, forget_loads, unqueue
 from inbox.routing.models import Acknowledgement, Notification, RoutingRule
 
 log = structlog.get_logger(__name__)
@@ -255,15 +255,7 @@ async def gather(
     )
     categories: tuple[str, ...] = ()
     if relation is not None:
-        categories = tuple(
-            (
-                await session.scalars(
-                    select(Category.name)
-                    .join(relation_categories, relation_categories.c.category_id == Category.id)
-                    .where(relation_categories.c.relation_id == relation.id)
-                )
-            ).all()
-        )
+        categories = (await categories_of(session, [relation.id]))[relation.id]
     contact = (
         await session.get(Contact, conversation.contact_id) if conversation.contact_id else None
     )
@@ -305,6 +297,27 @@ async def gather(
         labels=tuple(conversation.labels or ()),
         automated=bool(msg and msg.automated),
     )
+
+
+async def categories_of(
+    session: AsyncSession, relation_ids: list[int]
+) -> dict[int, tuple[str, ...]]:
+    """The relations' category names, read once per transaction for all asked at once."""
+    known = sla.cache(session)
+    wanted = sorted({r for r in relation_ids if ("categories", r) not in known})
+    if wanted:
+        rows = await session.execute(
+            select(relation_categories.c.relation_id, Category.name)
+            .join(Category, relation_categories.c.category_id == Category.id)
+            .where(relation_categories.c.relation_id.in_(wanted))
+            .order_by(relation_categories.c.relation_id, Category.name)
+        )
+        found: dict[int, list[str]] = {}
+        for relation_id, name in rows:
+            found.setdefault(relation_id, []).append(name)
+        for r in wanted:
+            known[("categories", r)] = tuple(found.get(r, ()))
+    return {r: known[("categories", r)] for r in relation_ids}
 
 
 def _str(value: object) -> str | None:
@@ -367,6 +380,7 @@ async def route(
         conversation.team_id = d.team_id
         if event != "conversation.created" and d.user_id is None:
             conversation.assignee_id = None  # a new team: its own strategy chooses again
+            forget_loads(session)
             await unqueue(session, conversation.id)
     if d.rules:
         record(session, conversation.id, "routed", None, event=event, rules=d.rules, **changes)

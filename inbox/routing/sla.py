@@ -125,6 +125,12 @@ def cache(session: AsyncSession) -> dict[Any, Any]:
     return found
 
 
+def forget(session: AsyncSession) -> None:
+    """Drop what the transaction looked up once: after a rolled-back savepoint it may be wrong
+    (a team lock released, a load or queue that changed back)."""
+    session.info.pop("routing_config", None)
+
+
 async def calendar_hours(session: AsyncSession, calendar_id: int | None = None) -> Hours | None:
     """The calendar's hours and holidays; without an id, the default calendar (None if none)."""
     key = ("calendar", calendar_id)
