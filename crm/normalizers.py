@@ -18,6 +18,7 @@ _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+@lru_cache(maxsize=65536)  # names and cities recur: every candidate scored folds its fields
 def fold(text: str) -> str:
     """Lowercase ASCII with single spaces: 'Café  Ämsterdam' → 'cafe amsterdam', 'Ĳssel' → 'ijssel'."""
     return " ".join(_NON_WORD.sub(" ", anyascii(text).lower()).split())
