@@ -20,6 +20,7 @@ from crm.models import Activity, Contact, Identity, Lead, Relation, Task, Team, 
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
 from inbox.models import Channel, Conversation, Event, Message
+from inbox.routing.models import QueueEntry, TeamRouting
 from inbox.settings import Settings
 from workers.jobs import replay_events
 from workers.worker import policy_from
@@ -125,6 +126,39 @@ async def test_round_robin_spreads_new_leads_over_the_team(
         ).all()
     assert sorted(n for _, n in rows) == [2, 2, 2]
     assert {a for a, _ in rows} == {p.id for p in people}
+
+
+async def test_one_batch_never_fills_a_person_beyond_capacity(
+    client: Client, sessions: Sessions, run_worker: Callable[[], Any]
+) -> None:
+    """Loads are read once per batch: the batch must count what it assigned itself."""
+    async with sessions() as session, session.begin():
+        team, people = await make_team(session, "Klachten", "Ank", "Bert")
+        session.add(TeamRouting(team_id=team.id, strategy="least_loaded"))
+        for person in people:
+            person.capacity = 2
+    channel = await make_channel(sessions, "webform", {}, team="Klachten")
+    for i in range(5):
+        response = await post_form(
+            client,
+            channel,
+            {"name": f"Klant {i}", "email": f"klant{i}@example.nl", "message": "Klacht"},
+        )
+        assert response.status == 202
+    await run_worker()
+    async with sessions() as session:
+        per_person = dict(
+            (
+                await session.execute(
+                    select(Conversation.assignee_id, func.count()).group_by(
+                        Conversation.assignee_id
+                    )
+                )
+            ).all()
+        )
+        queued = await count(session, QueueEntry)
+    assert per_person == {people[0].id: 2, people[1].id: 2, None: 1}
+    assert queued == 1
 
 
 async def known_contact(session: AsyncSession) -> tuple[Contact, Relation, User]:
