@@ -103,21 +103,57 @@ class Drainer:
     """A worker's loop over the journal: wakes on NOTIFY (or every second), drains, sleeps.
 
     Several per process overlap one batch's database waits with another's Python work; the
-    partition locks keep them (and other processes') batches apart."""
+    partition locks keep them (and other processes') batches apart. The LISTEN connection is
+    opened again when it drops (a PostgreSQL restart, a terminated backend); meanwhile the
+    drainers poll."""
 
     def __init__(self, ctx: Ctx, dsn: str, loops: int = 2, idle_s: float = 1.0) -> None:
         self.ctx, self.dsn, self.loops, self.idle_s = ctx, dsn, loops, idle_s
         self.woken = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.listener: asyncpg.Connection | None = None
+        self.listening = asyncio.Event()  # set while a LISTEN connection is up
 
     async def start(self) -> None:
-        try:
-            self.listener = await asyncpg.connect(self.dsn)
-            await self.listener.add_listener(WAKE_CHANNEL, self._on_notify)
-        except Exception as exc:  # polling still works without it
-            log.warning("LISTEN failed; polling the journal", error=str(exc))
+        await self._listen()
         self.tasks = [asyncio.create_task(self._loop()) for _ in range(self.loops)]
+        self.tasks.append(asyncio.create_task(self._keep_listening()))
+
+    async def _listen(self) -> bool:
+        try:
+            listener = await asyncpg.connect(self.dsn, timeout=5)
+            await listener.add_listener(WAKE_CHANNEL, self._on_notify)
+        except Exception as exc:  # polling still works without it
+            log.warning("LISTEN failed; polling the journal", error=str(exc)[:200])
+            return False
+        listener.add_termination_listener(self._on_lost)
+        self.listener = listener
+        self.listening.set()
+        self.woken.set()  # what arrived while nobody listened: look now
+        return True
+
+    def _on_lost(self, *_: object) -> None:
+        self.listening.clear()
+
+    async def _keep_listening(self) -> None:
+        delay = self.idle_s
+        while True:
+            if (
+                self.listening.is_set()
+                and self.listener is not None
+                and not self.listener.is_closed()
+            ):
+                delay = self.idle_s
+                await asyncio.sleep(self.idle_s)
+                continue
+            self.listening.clear()
+            if self.listener is not None:
+                with contextlib.suppress(Exception):
+                    self.listener.terminate()
+                self.listener = None
+            if not await self._listen():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _on_notify(self, *_: object) -> None:
         self.woken.set()

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, text
@@ -350,3 +351,31 @@ async def test_a_callers_calls_stay_in_order_when_one_of_them_loses_a_deadlock(
             )
         ).all()
     assert thread == [first, later]
+
+
+async def test_a_drainer_listens_again_after_its_connection_is_terminated(
+    engine_urls: EngineUrls,
+) -> None:
+    """A PostgreSQL restart or a terminated backend must not leave the workers polling."""
+    dsn = asyncpg_dsn(engine_urls.database_url)
+    drainer = Drainer({}, dsn, loops=0, idle_s=0.05)
+    await drainer.start()
+    admin = await asyncpg.connect(dsn)
+    try:
+        assert drainer.listener is not None
+        first = drainer.listener.get_server_pid()
+        await admin.execute("SELECT pg_terminate_backend($1)", first)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            listener = drainer.listener
+            if listener is not None and drainer.listening.is_set():
+                if listener.get_server_pid() != first:
+                    break
+            await asyncio.sleep(0.05)
+        assert drainer.listener is not None and drainer.listener.get_server_pid() != first
+        drainer.woken.clear()
+        await admin.execute("SELECT pg_notify('switchboard_events', '')")
+        await asyncio.wait_for(drainer.woken.wait(), 5)
+    finally:
+        await admin.close()
+        await drainer.stop()
