@@ -130,23 +130,36 @@ async def process_events(
             continue
         work.append((event, channel, msg))
     known = await stored_messages(session, [(c.id, m.external_id) for _, c, m in work])
-    fresh: list[tuple[int, Channel, InboundMessage]] = []
-    one_by_one: list[tuple[Event, Channel, InboundMessage]] = []
-    for event, channel, msg in work:
-        key = (channel.id, msg.external_id)
-        if key not in known and bulk.set_based(channel, msg):
-            fresh.append((event.id, channel, msg))
-        else:
-            one_by_one.append((event, channel, msg))
-        known.add(key)
     try:
         async with session.begin_nested():
-            conversations = await bulk.store_many(session, fresh, policy, now)
-            for event_id, conversation_id in conversations.items():
-                outcomes[event_id] = Outcome(event_id, "processed", None, conversation_id)
-            for event, channel, msg in one_by_one:
+            # New messages go together, set-based; the rest one by one. A sender's message that
+            # must go one by one waits until that sender's earlier new messages are stored, so
+            # each sender's events still take effect in the order they came.
+            fresh: list[tuple[int, Channel, InboundMessage]] = []
+            fresh_partitions: set[int] = set()
+
+            async def store_fresh() -> None:
+                if not fresh:
+                    return
+                conversations = await bulk.store_many(session, fresh, policy, now)
+                for event_id, conversation_id in conversations.items():
+                    outcomes[event_id] = Outcome(event_id, "processed", None, conversation_id)
+                fresh.clear()
+                fresh_partitions.clear()
+
+            for event, channel, msg in work:
+                key = (channel.id, msg.external_id)
+                if key not in known and bulk.set_based(channel, msg):
+                    fresh.append((event.id, channel, msg))
+                    fresh_partitions.add(event.partition_key)
+                    known.add(key)
+                    continue
+                known.add(key)
+                if event.partition_key in fresh_partitions:
+                    await store_fresh()
                 message = await pipeline.store(session, channel, event.id, msg, policy, now)
                 outcomes[event.id] = Outcome(event.id, "processed", None, message.conversation_id)
+            await store_fresh()
     except Exception as exc:
         log.info("batch stored one event at a time", events=len(work), error=str(exc)[:200])
         sla.forget(session)

@@ -21,7 +21,7 @@ from support import call_log, fixture_bytes
 import inbox.ingest.pipeline
 from channels import adapter_for
 from channels.base import Delivery, phone_key
-from crm.models import Lead
+from crm.models import Activity, Lead, Task
 from inbox.db import Sessions, make_engine, make_sessions
 from inbox.ingest.channels import add_channel
 from inbox.ingest.journal import asyncpg_dsn, journal, partition_of
@@ -379,3 +379,34 @@ async def test_a_drainer_listens_again_after_its_connection_is_terminated(
     finally:
         await admin.close()
         await drainer.stop()
+
+
+async def test_a_callers_update_and_new_call_in_one_batch_take_effect_in_the_order_they_came(
+    sessions: Sessions, settings: Settings
+) -> None:
+    """A call's later status (stored one by one) arrives before the same caller's next call
+    (stored set-based): the call-back task belongs to the first missed call, as one by one."""
+    channel = await generic_pbx(sessions)
+    async with sessions() as session, session.begin():
+        await journal_call(session, channel, call_log("a", "06-12345678", "answered"))
+    await process_batch(drain_ctx(sessions, settings))
+    async with sessions() as session, session.begin():
+        for external_id, body in (
+            ("a:2", call_log("a", "06-12345678", "missed")),  # call a's status, corrected
+            ("b", call_log("b", "06-12345678", "missed", minute=5)),
+        ):
+            await journal(
+                session,
+                channel_id=channel.id,
+                external_id=external_id,
+                delivery=Delivery(body=body, headers={}, query={}, url=""),
+                sender_key=phone_key("06-12345678"),
+            )
+
+    outcomes = await process_batch(drain_ctx(sessions, settings))
+
+    assert [o.status for o in outcomes] == ["processed", "processed"]  # one batch
+    async with sessions() as session:
+        tasks = (await session.scalars(select(Task))).all()
+        first = await session.scalar(select(Activity.id).where(Activity.external_id == "a"))
+    assert [(t.kind, t.activity_id) for t in tasks] == [("call_back", first)]
