@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -446,14 +447,101 @@ async def pipeline_value(
                 money(amount),
                 money(weighted),
             )
-            for s, count, amount, weighted in stages.tuples()
+            for s, count, amount, weighted in stages
         ],
         [
             OwnerValue(owner_id, name, count, money(amount), money(weighted))
-            for owner_id, name, count, amount, weighted in owners.tuples()
+            for owner_id, name, count, amount, weighted in owners
         ],
     )
 
 
 def money(value: Decimal | int | None) -> Decimal:
     return Decimal(value or 0).quantize(Decimal("0.01"))
+
+
+@dataclass
+class StageSpec:
+    """A stage as an administrator lists it; id keeps an existing stage (and its opportunities)."""
+
+    name: str
+    probability: int
+    outcome: str = "open"
+    code: str | None = None
+    id: int | None = None
+
+
+async def replace_stages(session: AsyncSession, pipeline: Pipeline, specs: list[StageSpec]) -> None:
+    """Give the pipeline these stages in this order; a stage left out must have no opportunities."""
+    if not specs:
+        raise Invalid("stages", "a pipeline needs at least one stage")
+    if all(s.outcome != "open" for s in specs):
+        raise Invalid("stages", "a pipeline needs an open stage")
+    codes = [s.code or slug(s.name) for s in specs]
+    if len(set(codes)) != len(codes):
+        raise Invalid("stages", "stage codes must be unique within a pipeline")
+    current = {s.id: s for s in pipeline.stages}
+    for i, spec in enumerate(specs):
+        if spec.id is not None and spec.id not in current:
+            raise Invalid(f"stages.{i}.id", "not a stage of this pipeline")
+        if not spec.name.strip():
+            raise Invalid(f"stages.{i}.name", "a stage needs a name")
+    kept = {s.id for s in specs if s.id is not None}
+    gone = [stage for stage_id, stage in current.items() if stage_id not in kept]
+    if gone:
+        used = await session.scalar(
+            select(PipelineStage.name)
+            .join(Opportunity, Opportunity.stage_id == PipelineStage.id)
+            .where(PipelineStage.id.in_([s.id for s in gone]))
+            .limit(1)
+        )
+        if used is not None:
+            raise Invalid("stages", f"stage {used!r} still has opportunities")
+        for stage in gone:
+            pipeline.stages.remove(stage)
+        await session.flush()
+    for i, (spec, code) in enumerate(zip(specs, codes, strict=True)):
+        stage = current[spec.id] if spec.id is not None else PipelineStage()
+        stage.code, stage.name, stage.position = code, spec.name.strip(), i
+        stage.probability, stage.outcome = spec.probability, spec.outcome
+        if spec.id is None:
+            pipeline.stages.append(stage)
+    await session.flush()
+    pipeline.stages.sort(key=lambda s: s.position)
+
+
+def slug(name: str) -> str:
+    return (
+        "_".join("".join(c if c.isalnum() else " " for c in name.lower()).split())[:40] or "stage"
+    )
+
+
+async def create_pipeline(
+    session: AsyncSession, name: str, specs: list[StageSpec], is_default: bool = False
+) -> Pipeline:
+    if not name.strip():
+        raise Invalid("name", "a pipeline needs a name")
+    if await session.scalar(select(Pipeline.id).where(Pipeline.name == name.strip())):
+        raise Invalid("name", "a pipeline of this name exists")
+    await default_pipeline(session)  # the first pipeline made by hand is not the only one
+    pipeline = Pipeline(
+        name=name.strip(),
+        stages=[],
+        position=await session.scalar(select(func.coalesce(func.max(Pipeline.position), 0) + 1)),
+    )
+    session.add(pipeline)
+    await session.flush()
+    await replace_stages(session, pipeline, specs)
+    if is_default:
+        await make_default(session, pipeline)
+    return pipeline
+
+
+async def make_default(session: AsyncSession, pipeline: Pipeline) -> None:
+    await session.execute(
+        update(Pipeline)
+        .where(Pipeline.is_default, Pipeline.id != pipeline.id)
+        .values(is_default=False)
+    )
+    pipeline.is_default = True
+    await session.flush()
