@@ -156,7 +156,10 @@ async def put_list(req: ApiRequest) -> ListOut:
     async with req.sessions() as session, session.begin():
         if name == "opportunity_stages":
             pipeline = await stages_of(session, req.query.pipeline_id)
-            await replace_stages(session, pipeline, stage_specs(body.items))
+            try:
+                await replace_stages(session, pipeline, stage_specs(body.items))
+            except Invalid as exc:  # the body's field here is items, not stages
+                raise Invalid(exc.field.replace("stages", "items", 1), exc.message) from None
             return await read_list(req, session, name, pipeline.id)
         await replace_list(session, name, [(i.code.strip(), i.label.strip()) for i in body.items])
         return await read_list(req, session, name, None)
