@@ -3,15 +3,16 @@ update and move through stages with a history), and the weighted value per stage
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.lists import Invalid
+from crm.models import Contact, Relation, User
 from crm.opportunities import (
     Draft,
     Opportunity,
@@ -420,3 +421,59 @@ async def stages_of(session: AsyncSession, pipeline_id: int | None) -> Pipeline:
     if pipeline is None:
         raise Invalid("pipeline_id", "no such pipeline")
     return pipeline
+
+
+# --- the board of the web inbox ----------------------------------------------------------------
+
+
+class BoardCard(OpportunityOut):
+    relation_name: str | None = None
+    contact_name: str | None = None
+    owner_name: str | None = None
+
+
+class Board(BaseModel):
+    pipeline: PipelineOut
+    value: PipelineValue
+    cards: list[BoardCard]
+
+
+BOARD_CLOSED_DAYS = 90  # won and lost opportunities stay on the board this long
+BOARD_CARDS = 500
+
+
+@API.route(
+    "GET",
+    "/api/pipelines/{pipeline_id}/board",
+    summary="A pipeline's board: its stages with their value and the opportunities in them",
+    tag="opportunities",
+    response=Board,
+)
+async def get_board(req: ApiRequest) -> Board:
+    pipeline_id = req.path_int("pipeline_id")
+    value = await get_pipeline_value(req)
+    recent = func.now() - timedelta(days=BOARD_CLOSED_DAYS)
+    query = (
+        select(Opportunity, Relation.name, Contact.full_name, User.name)
+        .outerjoin(Relation, Relation.id == Opportunity.relation_id)
+        .outerjoin(Contact, Contact.id == Opportunity.contact_id)
+        .outerjoin(User, User.id == Opportunity.owner_id)
+        .where(
+            Opportunity.pipeline_id == pipeline_id,
+            visible_opportunities(req.principal),
+            or_(Opportunity.status == "open", Opportunity.closed_at >= recent),
+        )
+        .order_by(Opportunity.updated_at.desc(), Opportunity.id.desc())
+        .limit(BOARD_CARDS)
+    )
+    async with req.sessions() as session:
+        pipeline = await session.get(Pipeline, pipeline_id)
+        rows = (await session.execute(query)).all()
+        assert pipeline is not None  # the value above answered 404 otherwise
+        shown = PipelineOut.model_validate(pipeline)
+    cards = []
+    for opportunity, relation, contact, owner in rows:
+        card = BoardCard(**out(opportunity).model_dump())
+        card.relation_name, card.contact_name, card.owner_name = relation, contact, owner
+        cards.append(card)
+    return Board(pipeline=shown, value=value, cards=cards)
