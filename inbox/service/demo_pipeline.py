@@ -89,7 +89,6 @@ async def seed_pipeline(session: AsyncSession, rng_seed: int = 12) -> int:
         for change in changes_made:
             change.created_at = when
             when += timedelta(days=rng.randrange(3, 12))
-        await session.refresh(opportunity)
         opportunity.created_at = opened
         opportunity.updated_at = changes_made[-1].created_at
         if opportunity.status != "open":

@@ -195,7 +195,7 @@ async def test_weighted_value_per_stage_and_owner(client: Client, people: dict[s
             },
             headers=people["admin"],
         )
-        assert response.status == 201
+        assert response.status == 201, await response.text()
     value = await (
         await client.get(f"/api/pipelines/{s['id']}/value", headers=people["manager"])
     ).json()
