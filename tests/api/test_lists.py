@@ -198,6 +198,14 @@ async def test_opportunity_stages_are_edited_as_a_list(
     assert body["items"][1]["id"] == items[1]["id"]
     in_use = await put(client, "opportunity_stages", [items[0], items[3]], manager)
     assert in_use.status == 422 and "Offerte" in (await in_use.json())["error"]["message"]
+    # Two kept stages may swap their codes.
+    kept = body["items"]
+    swapped = [{**kept[0], "code": kept[1]["code"]}, {**kept[1], "code": kept[0]["code"]}]
+    response = await put(client, "opportunity_stages", swapped + kept[2:], manager)
+    assert response.status == 200, await response.text()
+    assert codes(await response.json())[:2] == [kept[1]["code"], kept[0]["code"]]
+    twice = await put(client, "opportunity_stages", [kept[0], kept[0], *kept[3:]], manager)
+    assert twice.status == 422
 
 
 async def test_custom_fields_are_typed_and_checked_on_write(
