@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, or_, select
 
 from crm import dedup, normalizers
+from crm.lists import check_changes, check_record_fields, require_value
 from crm.matcher import add_identities, identity_keys
 from crm.models import (
     AccessGrant,
@@ -44,6 +45,7 @@ class ContactIn(BaseModel):
     language: str | None = Field(default=None, max_length=5)
     external_id: str | None = Field(default=None, max_length=100)
     force: bool = False  # create even when likely duplicates exist
+    custom_fields: dict[str, Any] | None = None  # checked against the contact's custom fields
 
 
 class ContactPatch(BaseModel):
@@ -54,6 +56,7 @@ class ContactPatch(BaseModel):
     job_title: str | None = Field(default=None, max_length=150)
     language: str | None = Field(default=None, max_length=5)
     external_id: str | None = Field(default=None, max_length=100)
+    custom_fields: dict[str, Any] | None = None
 
 
 class ContactOut(BaseModel):
@@ -67,6 +70,7 @@ class ContactOut(BaseModel):
     language: str | None
     external_id: str | None
     created_at: datetime
+    custom_fields: dict[str, Any]
 
     model_config = {"from_attributes": True}
 
@@ -79,7 +83,7 @@ class ContactPage(BaseModel):
 class RelationIn(BaseModel):
     name: str = NAME
     status: str | None = Field(default=None, max_length=40)
-    abc_class: str | None = Field(default=None, pattern="^[ABC]$")
+    abc_class: str | None = Field(default=None, pattern="^[A-Z]$")  # in the abc_classes list
     account_manager_id: int | None = None
     team_id: int | None = None
     region: str | None = Field(default=None, max_length=100)
@@ -89,12 +93,13 @@ class RelationIn(BaseModel):
     city: str | None = Field(default=None, max_length=100)
     external_id: str | None = Field(default=None, max_length=100)
     force: bool = False
+    custom_fields: dict[str, Any] | None = None  # checked against the relation's custom fields
 
 
 class RelationPatch(BaseModel):
     name: str | None = Field(default=None, max_length=300)
     status: str | None = Field(default=None, max_length=40)
-    abc_class: str | None = Field(default=None, pattern="^[ABC]$")
+    abc_class: str | None = Field(default=None, pattern="^[A-Z]$")  # in the abc_classes list
     account_manager_id: int | None = None
     team_id: int | None = None
     region: str | None = Field(default=None, max_length=100)
@@ -102,6 +107,7 @@ class RelationPatch(BaseModel):
     kvk_number: str | None = Field(default=None, max_length=20)
     website: str | None = Field(default=None, max_length=300)
     external_id: str | None = Field(default=None, max_length=100)
+    custom_fields: dict[str, Any] | None = None
 
 
 class RelationOut(BaseModel):
@@ -118,6 +124,7 @@ class RelationOut(BaseModel):
     addresses: list[dict[str, Any]]
     external_id: str | None
     created_at: datetime
+    custom_fields: dict[str, Any]
 
     model_config = {"from_attributes": True}
 
@@ -271,6 +278,7 @@ async def create_contact(req: ApiRequest) -> ContactOut:
             job_title=body.job_title,
             language=body.language,
             external_id=body.external_id,
+            custom_fields=await check_record_fields(session, "contact", body.custom_fields or {}),
         )
         session.add(contact)
         await session.flush()
@@ -292,7 +300,9 @@ async def update_contact(req: ApiRequest) -> ContactOut:
         contact = await session.get(Contact, req.path_int("contact_id"), with_for_update=True)
         if contact is None:
             raise not_found("contact")
-        for name, value in body.model_dump(exclude_unset=True).items():
+        changes = body.model_dump(exclude_unset=True)
+        changes = await check_changes(session, "contact", changes, contact.custom_fields)
+        for name, value in changes.items():
             setattr(contact, name, value)
         contact.full_name = (
             " ".join(p for p in (contact.first_name, contact.last_name) if p) or contact.full_name
@@ -348,6 +358,7 @@ async def create_relation(req: ApiRequest) -> RelationOut:
     if not body.name.strip():
         raise ApiError(422, "invalid", "a relation needs a name")
     async with req.sessions() as session, session.begin():
+        await require_value(session, "abc_classes", body.abc_class, "abc_class")
         if not body.force:
             found = await dedup.relation_duplicates(
                 session, name=body.name, kvk_number=body.kvk_number, website=body.website
@@ -355,6 +366,9 @@ async def create_relation(req: ApiRequest) -> RelationOut:
             if found:
                 raise conflict([d.__dict__ for d in found])
         values = body.model_dump(exclude={"force", "city", "status"}, exclude_none=True)
+        values["custom_fields"] = await check_record_fields(
+            session, "relation", body.custom_fields or {}
+        )
         relation = Relation(
             **values,
             normalized_name=normalizers.company(body.name)[:300],
@@ -386,7 +400,10 @@ async def update_relation(req: ApiRequest) -> RelationOut:
         relation = await session.get(Relation, req.path_int("relation_id"), with_for_update=True)
         if relation is None:
             raise not_found("relation")
-        for name, value in body.model_dump(exclude_unset=True).items():
+        await require_value(session, "abc_classes", body.abc_class, "abc_class")
+        changes = body.model_dump(exclude_unset=True)
+        changes = await check_changes(session, "relation", changes, relation.custom_fields)
+        for name, value in changes.items():
             setattr(relation, name, value)
         if body.name:
             relation.normalized_name = normalizers.company(body.name)[:300]

@@ -37,6 +37,12 @@ async def inbox_page(request: web.Request) -> web.Response:
     return page("inbox.html")
 
 
+async def pipeline_page(request: web.Request) -> web.Response:
+    if await authenticate(request) is None:
+        raise web.HTTPFound("/login?next=/pipeline")
+    return page("pipeline.html")
+
+
 async def login_page(request: web.Request) -> web.Response:
     return page("login.html")
 
@@ -51,5 +57,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", inbox_page)
     app.router.add_get(r"/conversations/{conversation_id:\d+}", inbox_page)
     app.router.add_get("/login", login_page)
+    app.router.add_get("/pipeline", pipeline_page)
     app.router.add_static("/static/", STATIC, show_index=False)
     app.on_response_prepare.append(static_headers)
