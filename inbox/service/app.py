@@ -26,6 +26,7 @@ import inbox.api.originals  # (registers a message's original and attachment dow
 import inbox.api.page  # (registers the inbox page's start-up data and list)
 import inbox.api.panel  # (registers the customer panel and record cards)
 import inbox.api.projects  # (registers projects, their timeline and linking)
+import inbox.api.relation_dashboard  # (registers the relation dashboard)
 import inbox.api.reports  # (registers the reports)
 import inbox.api.routing  # (registers the routing rules)
 import inbox.api.search  # (registers search)

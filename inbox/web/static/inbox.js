@@ -966,7 +966,7 @@ function dashboard(d, { suggestions = [], title = null } = {}) {
   }
   if (rel) {
     identity.append(el("div", { class: "relation" },
-      el("h4", {}, rel.name),
+      el("h4", {}, el("a", { href: `/relations/${rel.id}`, class: "relation-board" }, rel.name)),
       el("p", {}, el("span", { class: `badge rstatus ${rel.status}` }, rel.status_label || rel.status),
         rel.abc_class ? el("span", { class: `badge abc abc-${rel.abc_class}`, title: t("abc") }, rel.abc_class) : null,
         rel.city ? ` ${rel.city}` : ""),
