@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 WIDTH, HEIGHT = 720, 300
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 64
+LEFT, RIGHT, TOP, BOTTOM = 60, 16, 24, 64
 PALETTE = (
     "#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
 )  # fmt: skip
@@ -38,7 +38,7 @@ def nice_ceiling(value: float) -> float:
 
 
 def fmt(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}".rstrip("0")
 
 
 def svg(chart: Chart) -> str:
@@ -53,7 +53,7 @@ def svg(chart: Chart) -> str:
         )
     else:
         peak = max((v or 0 for s in chart.series.values() for v in s), default=0)
-    top = nice_ceiling(float(peak))
+    top = 4 * nice_ceiling(float(peak) / 4)  # four even steps of a round size
 
     def y(value: float) -> float:
         return TOP + plot_h - value / top * plot_h
@@ -64,6 +64,7 @@ def svg(chart: Chart) -> str:
         'font-family="system-ui, sans-serif" font-size="11">',
         f"<title>{escape(chart.title)}</title>",
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#fff"/>',
+        f'<text x="{LEFT - 6}" y="12" text-anchor="end" fill="#6b7280">{escape(chart.unit)}</text>',
     ]
     for i in range(5):
         value = top * i / 4
@@ -71,7 +72,7 @@ def svg(chart: Chart) -> str:
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
             'stroke="#e5e7eb"/>'
             f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#6b7280">'
-            f"{escape(fmt(value))}{escape(chart.unit)}</text>"
+            f"{escape(fmt(value))}</text>"
         )
     slot = plot_w / n
     every = max(1, math.ceil(n / 12))
@@ -81,7 +82,7 @@ def svg(chart: Chart) -> str:
         x = LEFT + slot * (i + 0.5)
         out.append(
             f'<text x="{x:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" fill="#374151">'
-            f"{escape(label[:14])}</text>"
+            f"{escape(label[: max(4, int(slot * every / 6.5))])}</text>"
         )
     if chart.kind == "line":
         for k, name in enumerate(names):

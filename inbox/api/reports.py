@@ -280,7 +280,7 @@ async def response_times(session: AsyncSession, s: Scope) -> Table:
             "first response": [r[2] for r in table],
             "resolution": [r[4] for r in table],
         },
-        " min",
+        "min",
     )
     return Table(columns, table, chart)
 

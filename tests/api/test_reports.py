@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from crm.models import Lead, Task, Team, TeamMember, User
 from inbox.api.auth import create_api_token
@@ -242,3 +243,32 @@ async def test_csv_and_svg_and_team_scope(client: Client, sessions: Sessions) ->
         "conversations", "response-times", "sla-breaches", "lead-sources", "workload",
     }  # fmt: skip
     assert date.fromisoformat(sam["end"]) - date.fromisoformat(sam["start"]) == timedelta(days=6)
+
+
+async def test_demo_history_gives_every_report_and_project_something(
+    client: Client, sessions: Sessions
+) -> None:
+    from inbox.service.demo import seed
+    from inbox.service.demo_history import seed_history
+
+    async with sessions() as session, session.begin():
+        result = await seed(session)
+        assert await seed_history(session, result.channels) > 100
+        admin = (await session.scalars(select(User).where(User.role == "admin"))).first()
+        assert admin is not None
+        headers = {
+            "Authorization": f"Bearer {await create_api_token(session, admin.id, 't', 'api', None)}"
+        }
+    names = [r["name"] for r in await (await client.get("/api/reports", headers=headers)).json()]
+    for name in names:
+        figures = await report(client, name, headers, interval="week")
+        assert figures["rows"], name
+    projects = await (
+        await client.get("/api/projects", params={"q": "almere poort"}, headers=headers)
+    ).json()
+    (almere,) = projects["items"]
+    timeline = await (
+        await client.get(f"/api/projects/{almere['id']}/timeline", headers=headers)
+    ).json()
+    kinds = {i["kind"] for i in timeline["items"]}
+    assert {"activity", "task"} <= kinds and kinds & {"message", "call"}, kinds
