@@ -160,69 +160,64 @@ def columns_chart(
 
 @dataclass(frozen=True)
 class BusinessTime:
-    """Seconds of opening time since a fixed origin, as SQL over a calendar table `cal`."""
+    """Seconds of opening time since the calendar's first day, as SQL: per local day (an index
+    into arrays passed as parameters) the open seconds before it plus those of its spans so far.
+    No join: the arrays are read by subscript."""
 
-    cte: str
     params: dict[str, Any]
     spans: int  # 0: open around the clock, the wall clock is business time
 
-    def join(self, alias: str, column: str) -> str:
+    def day(self, column: str) -> str:
+        """The column's index into the calendar arrays (NULL outside them)."""
         if not self.spans:
-            return ""
-        return f" LEFT JOIN cal {alias} ON {alias}.day = ({column} AT TIME ZONE :tz)::date"
+            return "NULL"
+        return f"(({column} AT TIME ZONE :tz)::date - CAST(:cal_first AS date) + 1)"
 
-    def seconds(self, alias: str, column: str) -> str:
+    def seconds(self, column: str, day: str) -> str:
         if not self.spans:
-            return f"EXTRACT(EPOCH FROM {column})"
+            return f"date_part('epoch', {column})"
+        o = [f"(CAST(:cal_o{k} AS timestamptz[]))[{day}]" for k in range(self.spans)]
+        c = [f"(CAST(:cal_c{k} AS timestamptz[]))[{day}]" for k in range(self.spans)]
         parts = [
-            f"GREATEST(0, EXTRACT(EPOCH FROM LEAST(GREATEST({column}, {alias}.o{k}),"
-            f" {alias}.c{k}) - {alias}.o{k}))"
+            f"GREATEST(0, date_part('epoch', LEAST(GREATEST({column}, {o[k]}), {c[k]}) - {o[k]}))"
             for k in range(self.spans)
         ]
-        return f"({alias}.cum + {' + '.join(parts)})"
-
-    def minutes(self, start: tuple[str, str], end: tuple[str, str]) -> str:
-        return f"(({self.seconds(*end)}) - ({self.seconds(*start)})) / 60.0"
+        return f"((CAST(:cal_cum AS float8[]))[{day}] + {' + '.join(parts)})"
 
 
 async def business_time(session: AsyncSession, first: date, last: date) -> BusinessTime:
     """The default calendar's days from `first` to `last` (around the clock without one)."""
     hours = await calendar_hours(session)
     if hours is None or (hours.around_the_clock and not hours.holidays):
-        return BusinessTime("", {}, 0)
-    return calendar_table(hours, first, last)
+        return BusinessTime({}, 0)
+    return calendar_arrays(hours, first, last)
 
 
-def calendar_table(hours: Hours, first: date, last: date) -> BusinessTime:
-    days, cum, spans = [], [], []
+def calendar_arrays(hours: Hours, first: date, last: date) -> BusinessTime:
+    cum: list[float] = []
+    spans: list[list[tuple[datetime, datetime]]] = []
     total = 0.0
     day = first
     while day <= last:
         today = hours.spans(day)
-        days.append(day)
         cum.append(total)
         spans.append(today)
         total += sum((close - opens).total_seconds() for opens, close in today)
         day += timedelta(days=1)
     width = max(1, max((len(s) for s in spans), default=1))
-    params: dict[str, Any] = {"cal_day": days, "cal_cum": cum}
-    columns = ["CAST(:cal_day AS date[])", "CAST(:cal_cum AS float8[])"]
-    names = ["day", "cum"]
+    params: dict[str, Any] = {"cal_first": first, "cal_cum": cum}
     for k in range(width):
         opens, closes = [], []
-        for d, today in zip(days, spans, strict=True):
+        for offset, today in enumerate(spans):
             if k < len(today):
                 opens.append(today[k][0].astimezone(UTC))
                 closes.append(today[k][1].astimezone(UTC))
             else:  # an empty span at the day's start
-                empty = local_midnight(d, str(hours.tz))
+                empty = local_midnight(first + timedelta(days=offset), str(hours.tz))
                 opens.append(empty)
                 closes.append(empty)
         params[f"cal_o{k}"], params[f"cal_c{k}"] = opens, closes
-        columns += [f"CAST(:cal_o{k} AS timestamptz[])", f"CAST(:cal_c{k} AS timestamptz[])"]
-        names += [f"o{k}", f"c{k}"]
-    cte = f"cal AS (SELECT * FROM unnest({', '.join(columns)}) AS t({', '.join(names)}))"
-    return BusinessTime(cte, params, width)
+    return BusinessTime(params, width)
 
 
 # --- the reports ----------------------------------------------------------------------------------
@@ -248,22 +243,28 @@ async def response_times(session: AsyncSession, s: Scope) -> Table:
         s.start - timedelta(days=1),
         max(s.end, datetime.now(UTC).date()) + timedelta(days=1),
     )
-    first = clock.minutes(("b", "c.created_at"), ("f", "c.first_response_at"))
-    resolved = clock.minutes(("b", "c.created_at"), ("r", "c.resolved_at"))
-    head = f"WITH {clock.cte} " if clock.spans else ""
-    table = await rows(
+    begin = clock.seconds("c.created_at", "bd")
+    first = clock.seconds("c.first_response_at", "fd")
+    resolved = clock.seconds("c.resolved_at", "rd")
+    # One sort per measure: both percentiles from one ordered set.
+    found = await rows(
         session,
-        f"""{head}SELECT {period("c.created_at")} AS period, count(*) AS conversations,
-            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY {first})::numeric, 1),
-            round(percentile_cont(0.9) WITHIN GROUP (ORDER BY {first})::numeric, 1),
-            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY {resolved})::numeric, 1),
-            round(percentile_cont(0.9) WITHIN GROUP (ORDER BY {resolved})::numeric, 1)
-        FROM conversations c{clock.join("b", "c.created_at")}
-            {clock.join("f", "c.first_response_at")}{clock.join("r", "c.resolved_at")}
-        WHERE {s.where()} GROUP BY 1 ORDER BY 1""",
+        f"""SELECT period, count(*),
+            percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY first),
+            percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY resolved)
+        FROM (
+            SELECT period, ({first} - {begin}) / 60.0 AS first, ({resolved} - {begin}) / 60.0 AS resolved
+            FROM (
+                SELECT c.created_at, c.first_response_at, c.resolved_at,
+                    {period("c.created_at")} AS period, {clock.day("c.created_at")} AS bd,
+                    {clock.day("c.first_response_at")} AS fd, {clock.day("c.resolved_at")} AS rd
+                FROM conversations c WHERE {s.where()}
+                OFFSET 0  -- computed once per row, not once per use
+            ) c
+        ) m GROUP BY 1 ORDER BY 1""",
         s.params() | clock.params,
     )
-    table = [[r[0], r[1], *(None if v is None else float(v) for v in r[2:])] for r in table]
+    table = [[r[0], r[1], *spread(r[2]), *spread(r[3])] for r in found]
     columns = [
         "period",
         "conversations",
@@ -326,6 +327,12 @@ async def lead_sources(session: AsyncSession, s: Scope) -> Table:
         [r[:3] for r in table], ["source", "leads", "converted"], "Leads per source", "bar"
     )
     return Table(columns, table, chart)
+
+
+def spread(percentiles: list[float | None] | None) -> list[float | None]:
+    """[median, p90] in minutes, one decimal; None where nothing was measured."""
+    values = percentiles or [None, None]
+    return [None if v is None else round(float(v), 1) for v in values]
 
 
 def rate(part: int, whole: int) -> float:
