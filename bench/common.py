@@ -29,7 +29,7 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432"
+PG_ADMIN = os.environ.get("SWITCHBOARD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -1025,6 +1025,10 @@ async def run(plan: Plan) -> dict[str, Any]:
     n_web = plan.web_processes
     async with scratch_database("switchboard_bench") as dsn:
         database = dsn.rsplit("/", 1)[1]
+        if plan.profile:  # for every connection the service opens: time in our functions
+            admin = await asyncpg.connect(dsn, timeout=10)
+            await admin.execute(f"ALTER DATABASE {database} SET track_functions = 'pl'")
+            await admin.close()
         idle = CpuMeter({"bench": os.getpid()}, database)
         idle.start()
         await asyncio.sleep(1)
@@ -1284,7 +1288,6 @@ async def run(plan: Plan) -> dict[str, Any]:
                     else None
                 )
                 if prof is not None:  # PostgreSQL's side: time in our trigger functions
-                    await conn.execute(f"ALTER DATABASE {database} SET track_functions = 'pl'")
                     await conn.execute("SELECT pg_stat_reset()")
                 m = meter_for(*((w.name, w.pid) for w in workers))
                 peak = Peak()

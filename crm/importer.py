@@ -136,7 +136,9 @@ async def import_rows(
         batches += 1
         if batches in (1, 4, 16, 64):  # the tables grew: give the planner fresh statistics
             async with sessions() as session, session.begin():
-                await session.execute(text("ANALYZE relations, contacts, identities, projects"))
+                await session.execute(
+                    text("ANALYZE relations, contacts, identities, projects, search_documents")
+                )
         if progress is not None:
             progress(len(pending))
         pending.clear()

@@ -110,7 +110,7 @@ class Relation(Timestamped, Base):
 
     __tablename__ = "relations"
     __table_args__ = (
-        CheckConstraint("abc_class IN ('A', 'B', 'C')", name="abc_class_valid"),
+        # The A/B/C classes are a configurable list (crm/lists.py), checked on write.
         Index(
             "ix_relations_normalized_name_trgm",
             "normalized_name",

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from crm.models import AccessGrant, Project
+from crm.opportunities import Opportunity
 from inbox.models import Conversation
 
 
@@ -79,3 +80,13 @@ CONVERSATIONS_SQL = """(v.assignee_id = :me OR (v.team_id = ANY(:teams) AND NOT 
       AND (g.user_id = :me OR g.team_id = ANY(:teams)))))"""
 PROJECTS_SQL = """EXISTS (SELECT 1 FROM access_grants g WHERE g.project_id = d.record_id
   AND (g.user_id = :me OR g.team_id = ANY(:teams)))"""
+
+
+def visible_opportunities(p: Principal) -> ColumnElement[bool]:
+    """Admins and managers see every opportunity; agents their own and their teams'."""
+    if p.scope == "bot":
+        return false()
+    if p.role in ("admin", "manager"):
+        return true()
+    mine = Opportunity.owner_id == p.user_id
+    return or_(mine, Opportunity.team_id.in_(p.team_ids)) if p.team_ids else mine

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -190,17 +191,27 @@ class QualifyIn(BaseModel):
     status: Literal["new", "contacted", "qualified", "disqualified"]
 
 
+class OpportunityFromLead(BaseModel):
+    name: str = Field(min_length=1, max_length=300)
+    amount: Decimal = Field(default=Decimal(0), ge=0, max_digits=14, decimal_places=2)
+    pipeline_id: int | None = None  # the default pipeline when empty
+    stage_id: int | None = None  # the pipeline's first stage when empty
+    expected_close_date: date | None = None
+
+
 class ConvertIn(BaseModel):
     relation_id: int | None = None
     relation_name: str | None = Field(default=None, max_length=300)
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=150)
+    opportunity: OpportunityFromLead | None = None  # created in the same transaction
 
 
 class ConvertOut(BaseModel):
     lead_id: int
     contact_id: int
     relation_id: int | None
+    opportunity_id: int | None = None
 
 
 class ChannelIn(BaseModel):

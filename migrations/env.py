@@ -9,6 +9,8 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import crm.lists
+import crm.opportunities  # noqa: F401  (registers pipelines, opportunities, lists)
 import inbox.bot.models
 import inbox.models
 import inbox.routing.models  # noqa: F401  (registers the routing and SLA tables)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, or_, select
 
 from crm import dedup, normalizers
+from crm.lists import require_value
 from crm.matcher import add_identities, identity_keys
 from crm.models import (
     AccessGrant,
@@ -79,7 +80,7 @@ class ContactPage(BaseModel):
 class RelationIn(BaseModel):
     name: str = NAME
     status: str | None = Field(default=None, max_length=40)
-    abc_class: str | None = Field(default=None, pattern="^[ABC]$")
+    abc_class: str | None = Field(default=None, pattern="^[A-Z]$")  # in the abc_classes list
     account_manager_id: int | None = None
     team_id: int | None = None
     region: str | None = Field(default=None, max_length=100)
@@ -94,7 +95,7 @@ class RelationIn(BaseModel):
 class RelationPatch(BaseModel):
     name: str | None = Field(default=None, max_length=300)
     status: str | None = Field(default=None, max_length=40)
-    abc_class: str | None = Field(default=None, pattern="^[ABC]$")
+    abc_class: str | None = Field(default=None, pattern="^[A-Z]$")  # in the abc_classes list
     account_manager_id: int | None = None
     team_id: int | None = None
     region: str | None = Field(default=None, max_length=100)
@@ -348,6 +349,7 @@ async def create_relation(req: ApiRequest) -> RelationOut:
     if not body.name.strip():
         raise ApiError(422, "invalid", "a relation needs a name")
     async with req.sessions() as session, session.begin():
+        await require_value(session, "abc_classes", body.abc_class, "abc_class")
         if not body.force:
             found = await dedup.relation_duplicates(
                 session, name=body.name, kvk_number=body.kvk_number, website=body.website
@@ -386,6 +388,7 @@ async def update_relation(req: ApiRequest) -> RelationOut:
         relation = await session.get(Relation, req.path_int("relation_id"), with_for_update=True)
         if relation is None:
             raise not_found("relation")
+        await require_value(session, "abc_classes", body.abc_class, "abc_class")
         for name, value in body.model_dump(exclude_unset=True).items():
             setattr(relation, name, value)
         if body.name:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
 from crm.models import Activity, Contact, Identity, Lead, Relation, Task
+from crm.opportunities import Draft, create_opportunity
 from inbox.api.router import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
 from inbox.models import Conversation
 from inbox.schemas import ConvertIn, ConvertOut, LeadOut, LeadPage, LeadQuery, QualifyIn
@@ -58,7 +59,7 @@ async def qualify_lead(req: ApiRequest) -> LeadOut:
 @API.route(
     "POST",
     "/api/leads/{lead_id}/convert",
-    summary="Convert a lead into relation + contact",
+    summary="Convert a lead into relation + contact (+ opportunity)",
     tag="leads",
     body=ConvertIn,
     response=ConvertOut,
@@ -73,7 +74,23 @@ async def convert_lead(req: ApiRequest) -> ConvertOut:
         if lead.status == "converted":
             raise ApiError(409, "converted", "this lead is already converted")
         contact_id, relation_id = await convert(session, lead, body, req.principal.user_id)
-    return ConvertOut(lead_id=lead.id, contact_id=contact_id, relation_id=relation_id)
+        opportunity_id = None
+        if body.opportunity is not None:  # fails as a whole: no relation or contact stays
+            draft = Draft(
+                **body.opportunity.model_dump(),
+                owner_id=lead.owner_id or req.principal.user_id,
+                relation_id=relation_id,
+                contact_id=contact_id,
+                lead_id=lead.id,
+                source_channel_id=lead.source_channel_id,
+            )
+            opportunity_id = (await create_opportunity(session, draft, req.principal.user_id)).id
+    return ConvertOut(
+        lead_id=lead.id,
+        contact_id=contact_id,
+        relation_id=relation_id,
+        opportunity_id=opportunity_id,
+    )
 
 
 async def convert(

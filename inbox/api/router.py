@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from crm.lists import Invalid
 from inbox.access import Principal
 from inbox.api.auth import authenticate
 from inbox.db import Sessions
@@ -151,6 +152,9 @@ class Api:
                 return error_response(422, "invalid", "the request does not validate", details)
             except ApiError as exc:
                 return error_response(exc.status, exc.code, exc.message, exc.details)
+            except Invalid as exc:  # a domain check of the CRM: 422 naming the field
+                details = [{"loc": exc.field.split("."), "msg": exc.message, "type": "invalid"}]
+                return error_response(422, "invalid", f"{exc.field}: {exc.message}", details)
             except web.HTTPException:
                 raise
             except Exception:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +32,9 @@ async def claim(session: AsyncSession, batch: int) -> list[Event]:
     window = (
         await session.execute(
             select(Event.id, Event.partition_key)
-            .where(Event.status == "pending")
+            # A literal, not a parameter: a prepared statement's generic plan could not use the
+            # partial index of unfinished events and would walk every processed event by id.
+            .where(Event.status == literal_column("'pending'"))
             .order_by(Event.id)
             .limit(batch * 4)
         )
