@@ -39,7 +39,14 @@ REDIS = "redis://127.0.0.1:6379/6"
 REPORT_TARGET_MS = 200.0
 DASHBOARD_TARGET_MS = 50.0
 PASSWORD = "bench password"
-REPORTS = ("conversations", "response-times", "sla-breaches", "lead-sources", "workload")
+REPORTS = (
+    "conversations",
+    "response-times",
+    "sla-breaches",
+    "lead-sources",
+    "pipeline",
+    "workload",
+)
 
 SEED = """
 SET session_replication_role = replica;
@@ -107,8 +114,21 @@ INSERT INTO leads (name, source_channel_id, status, fields, created_at)
   SELECT 'Lead ' || g, (ARRAY['bench-mail', 'bench-form', 'bench-phone', NULL])[1 + g % 4],
     CASE WHEN g % 4 = 0 THEN 'converted' ELSE 'new' END, '{}', now() - (g % 365) * interval '1 day'
   FROM generate_series(1, ${relations}) g;
-SELECT setval(pg_get_serial_sequence(t, 'id'), (SELECT max(id) FROM conversations))
-  FROM (VALUES ('conversations')) v(t);
+INSERT INTO pipelines (name, is_default, position) VALUES ('Verkoop', true, 0);
+INSERT INTO pipeline_stages (pipeline_id, code, name, position, probability, outcome) VALUES
+  (1, 'nieuw', 'Nieuw', 0, 10, 'open'), (1, 'offerte', 'Offerte', 1, 40, 'open'),
+  (1, 'onderhandeling', 'Onderhandeling', 2, 70, 'open'), (1, 'gewonnen', 'Gewonnen', 3, 100, 'won'),
+  (1, 'verloren', 'Verloren', 4, 0, 'lost');
+INSERT INTO opportunities (name, pipeline_id, stage_id, status, amount, currency, probability,
+    owner_id, team_id, relation_id, lead_id, source_channel_id, closed_at, created_at, updated_at,
+    custom_fields)
+  SELECT 'Kans ' || g, 1, 1 + g % 5, (ARRAY['open', 'open', 'open', 'won', 'lost'])[1 + g % 5],
+    100 * (g % 500), 'EUR', (ARRAY[10, 40, 70, 100, 0])[1 + g % 5], 5 + g % 16, 1 + g % 4,
+    1 + g % ${relations}, CASE WHEN g % 2 = 0 THEN g END,
+    (ARRAY['bench-mail', 'bench-form', 'bench-phone'])[1 + g % 3],
+    CASE WHEN g % 5 >= 3 THEN now() - (g % 365) * interval '1 day' END,
+    now() - (g % 365) * interval '1 day', now(), '{}'
+  FROM generate_series(1, ${relations}) g;
 SET session_replication_role = origin;
 """
 
@@ -131,7 +151,8 @@ async def seed(dsn: str, conversations: int) -> dict[str, int]:
                 """SELECT (SELECT count(*) FROM relations) + (SELECT count(*) FROM contacts)
                 + (SELECT count(*) FROM identities) + (SELECT count(*) FROM conversations)
                 + (SELECT count(*) FROM activities) + (SELECT count(*) FROM tasks)
-                + (SELECT count(*) FROM leads) + (SELECT count(*) FROM relation_links)"""
+                + (SELECT count(*) FROM leads) + (SELECT count(*) FROM relation_links)
+                + (SELECT count(*) FROM opportunities)"""
             )
         )
     finally:
@@ -209,7 +230,7 @@ async def main() -> None:
     print(
         f"{sizes['conversations']:,} conversations, {sizes['messages']:,} messages,"
         f" {sizes['records']:,} CRM records (relations, contacts, identities, conversations,"
-        f" activities, tasks, leads, links); seeded in {results['seed_s']} s; one web process,"
+        f" activities, tasks, leads, links, opportunities); seeded in {results['seed_s']} s; one web process,"
         f" sequential requests, as admin (every team)"
     )
     f = results["floor"]

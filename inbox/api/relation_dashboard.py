@@ -5,10 +5,12 @@ channels, complaints, projects and the relations it is linked to."""
 from __future__ import annotations
 
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm.models import Contact, Identity, Relation, RelationLink
+from crm.models import Contact, Identity, Relation, RelationLink, User
+from crm.opportunities import Opportunity, PipelineStage
+from inbox.access import Principal, visible_opportunities
 from inbox.api.dashboard import (
     ActivityBrief,
     ConversationBrief,
@@ -21,6 +23,7 @@ from inbox.api.router import API, ApiRequest, not_found
 
 CONTACTS = 100
 LINKS = 50
+OPPORTUNITIES = 20
 
 
 class ContactLine(BaseModel):
@@ -83,14 +86,16 @@ async def relation_dashboard(req: ApiRequest) -> RelationDashboard:
         )
         contacts = await contact_lines(session, relation_id)
         links = await linked_relations(session, relation_id)
-        opportunities = await open_opportunities(session, relation_id)
+        opportunities, open_value, weighted_value = await open_opportunities(
+            session, req.principal, relation_id
+        )
     assert board.relation is not None
     return RelationDashboard(
         relation=board.relation,
         contacts=contacts,
         opportunities=opportunities,
-        open_value=round(sum(o.amount for o in opportunities), 2),
-        weighted_value=round(sum(o.weighted for o in opportunities), 2),
+        open_value=open_value,
+        weighted_value=weighted_value,
         tasks=board.tasks,
         activities=board.activities,
         complaints=board.complaints,
@@ -166,6 +171,43 @@ async def linked_relations(session: AsyncSession, relation_id: int) -> list[Link
     ]
 
 
-async def open_opportunities(session: AsyncSession, relation_id: int) -> list[OpportunityLine]:
-    """Open opportunities, largest weighted value first (none until pipelines exist)."""
-    return []
+async def open_opportunities(
+    session: AsyncSession, p: Principal, relation_id: int
+) -> tuple[list[OpportunityLine], float, float]:
+    """Open opportunities the caller may see, largest weighted value first, with the totals of
+    all of them (window sums: one statement)."""
+    weighted = Opportunity.amount * Opportunity.probability / 100
+    rows = await session.execute(
+        select(
+            Opportunity,
+            PipelineStage.name,
+            User.name,
+            func.sum(Opportunity.amount).over(),
+            func.sum(weighted).over(),
+        )
+        .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+        .outerjoin(User, User.id == Opportunity.owner_id)
+        .where(
+            Opportunity.relation_id == relation_id,
+            Opportunity.status == "open",
+            visible_opportunities(p),
+        )
+        .order_by(weighted.desc(), Opportunity.id)
+        .limit(OPPORTUNITIES)
+    )
+    lines, open_value, weighted_value = [], 0.0, 0.0
+    for o, stage, owner, total, total_weighted in rows:
+        open_value, weighted_value = float(total or 0), float(total_weighted or 0)
+        lines.append(
+            OpportunityLine(
+                id=o.id,
+                name=o.name,
+                stage=stage,
+                amount=float(o.amount),
+                probability=o.probability,
+                weighted=round(float(o.amount) * o.probability / 100, 2),
+                expected_close=o.expected_close_date.isoformat() if o.expected_close_date else None,
+                owner=owner,
+            )
+        )
+    return lines, round(open_value, 2), round(weighted_value, 2)

@@ -315,16 +315,61 @@ async def lead_sources(session: AsyncSession, s: Scope) -> Table:
     table = await rows(
         session,
         f"""SELECT coalesce(ch.name, 'manual') AS source, count(*) AS leads,
-            count(*) FILTER (WHERE l.status = 'converted') AS converted
+            count(*) FILTER (WHERE l.status = 'converted') AS converted,
+            count(o.lead_id) AS opportunities, count(*) FILTER (WHERE o.won) AS won
         FROM leads l LEFT JOIN channels ch ON ch.id = l.source_channel_id
+            LEFT JOIN (
+                SELECT lead_id, bool_or(status = 'won') AS won FROM opportunities
+                WHERE lead_id IS NOT NULL GROUP BY lead_id
+            ) o ON o.lead_id = l.id
         WHERE l.created_at >= :since AND l.created_at < :until{channel}
         GROUP BY 1 ORDER BY 2 DESC, 1""",
         s.params(),
     )
-    table = [[*r, rate(r[2], r[1])] for r in table]
-    columns = ["source", "leads", "converted", "converted_pct"]
+    table = [[*r, rate(r[2], r[1]), rate(r[3], r[1]), rate(r[4], r[1])] for r in table]
+    columns = [
+        "source",
+        "leads",
+        "converted",
+        "opportunities",
+        "won",
+        "converted_pct",
+        "to_opportunity_pct",
+        "to_won_pct",
+    ]
     chart = columns_chart(
-        [r[:3] for r in table], ["source", "leads", "converted"], "Leads per source", "bar"
+        [[r[0], r[1], r[3], r[4]] for r in table],
+        ["source", "leads", "to opportunity", "won"],
+        "Leads per source",
+        "bar",
+    )
+    return Table(columns, table, chart)
+
+
+@report("pipeline", "Pipeline value per stage", "bar")
+async def pipeline_per_stage(session: AsyncSession, s: Scope) -> Table:
+    team = " AND o.team_id = ANY(:teams)" if s.teams is not None else ""
+    channel = " AND o.source_channel_id = :channel" if s.channel else ""
+    table = await rows(
+        session,
+        f"""SELECT CASE WHEN (SELECT count(*) FROM pipelines) > 1 THEN p.name || ' · ' ELSE '' END
+                || st.name AS stage,
+            count(o.id) AS opportunities, coalesce(sum(o.amount), 0)::float8 AS amount,
+            coalesce(sum(o.amount * o.probability / 100), 0)::float8 AS weighted
+        FROM pipeline_stages st JOIN pipelines p ON p.id = st.pipeline_id
+            LEFT JOIN opportunities o ON o.stage_id = st.id
+                AND (o.status = 'open' OR (o.closed_at >= :since AND o.closed_at < :until)){team}{channel}
+        GROUP BY p.position, p.id, p.name, st.position, st.id, st.name
+        ORDER BY p.position, p.id, st.position, st.id""",
+        s.params(),
+    )
+    table = [[r[0], r[1], round(r[2], 2), round(r[3], 2)] for r in table]
+    columns = ["stage", "opportunities", "amount", "weighted"]
+    chart = columns_chart(
+        [[r[0], r[2], r[3]] for r in table],
+        ["stage", "amount", "weighted"],
+        "Pipeline value per stage",
+        "bar",
     )
     return Table(columns, table, chart)
 

@@ -1,6 +1,7 @@
 """Eight weeks of history for the demo company, so that every report and dashboard shows
 something: answered and resolved conversations on both channels (some late, some complaints),
-replies by the agents, leads per source, open tasks, and two projects with their activities."""
+replies by the agents, leads per source with the opportunities the converted ones became, open
+tasks, and two projects with their activities."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from crm.models import (
     TeamMember,
     User,
 )
+from crm.opportunities import Opportunity, default_pipeline
 from inbox.models import Channel, Conversation, Message
 from inbox.routing.models import ConversationSla
 
@@ -150,6 +152,35 @@ async def seed_leads(
                 )
             )
     session.add_all(leads)
+    await session.flush()
+    # Converted leads became opportunities: some won, some lost, the rest still open.
+    pipeline = await default_pipeline(session)
+    stages = {st.outcome: st for st in reversed(pipeline.stages)}  # the first of each outcome
+    open_stages = [st for st in pipeline.stages if st.outcome == "open"]
+    deals = []
+    for lead in leads:
+        if lead.status != "converted":
+            continue
+        roll = rng.random()
+        stage = (
+            stages["won"]
+            if roll < 0.45
+            else stages["lost"]
+            if roll < 0.65
+            else rng.choice(open_stages)
+        )
+        deals.append(
+            Opportunity(
+                name=f"{lead.company} - {rng.choice(['kozijnen', 'dakkapel', 'renovatie', 'onderhoud'])}",
+                pipeline_id=pipeline.id, stage_id=stage.id, status=stage.outcome,
+                probability=stage.probability, amount=rng.randrange(20, 400) * 100,
+                lead_id=lead.id, source_channel_id=lead.source_channel_id,
+                created_at=lead.created_at + timedelta(days=1),
+                closed_at=lead.created_at + timedelta(days=8) if stage.outcome != "open" else None,
+                lost_reason="Te duur" if stage.outcome == "lost" else None,
+            )
+        )  # fmt: skip
+    session.add_all(deals)
 
 
 async def seed_projects(
@@ -213,3 +244,18 @@ async def seed_projects(
     )  # fmt: skip
     for conversation, _, _ in conversations[-12::3]:
         conversation.project_id = almere.id
+    pipeline = await default_pipeline(session)
+    by_code = {st.code: st for st in pipeline.stages}
+    for name, code, amount in (
+        ("Kozijnen Almere Poort", "offerte", 48_000),
+        ("Dakkapellen fase 2", "nieuw", 12_000),
+    ):
+        stage = by_code.get(code) or pipeline.stages[0]
+        session.add(
+            Opportunity(
+                name=name, pipeline_id=pipeline.id, stage_id=stage.id, status=stage.outcome,
+                probability=stage.probability, amount=amount, relation_id=hamerslag.id,
+                contact_id=jan.id if jan else None, owner_id=users.get("mohamed"),
+                team_id=hamerslag.team_id, expected_close_date=(now + timedelta(days=45)).date(),
+            )
+        )  # fmt: skip

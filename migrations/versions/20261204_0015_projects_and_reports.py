@@ -2,7 +2,7 @@
 the reports
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-04 14:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0010"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

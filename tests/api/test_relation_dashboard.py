@@ -20,6 +20,7 @@ from crm.models import (
     TeamMember,
     User,
 )
+from crm.opportunities import Opportunity, default_pipeline
 from inbox.api.auth import create_api_token
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
@@ -95,6 +96,26 @@ async def world(sessions: Sessions) -> dict[str, Any]:
                 Project(name="Overname", relation_id=hamerslag.id, confidential=True),
             ]
         )  # fmt: skip
+        await session.flush()
+        pipeline = await default_pipeline(session)
+        stage = {st.code: st for st in pipeline.stages}
+
+        def deal(code: str, amount: int, **fields: Any) -> Opportunity:
+            st = stage[code]
+            return Opportunity(
+                name=f"{st.name} {amount}", pipeline_id=pipeline.id, stage_id=st.id,
+                status=st.outcome, probability=st.probability, amount=amount,
+                **({"relation_id": hamerslag.id} | fields),
+            )  # fmt: skip
+
+        session.add_all(
+            [
+                deal("offerte", 10000, owner_id=pieter.id, team_id=sales.id),
+                deal("nieuw", 2000, owner_id=root.id, team_id=service.id),
+                deal("gewonnen", 7000, owner_id=pieter.id, team_id=sales.id),
+                deal("onderhandeling", 500, team_id=sales.id, relation_id=other.id),
+            ]
+        )
         tokens = {
             name: {"Authorization": f"Bearer {await create_api_token(session, u.id, 't', 'api', None)}"}
             for name, u in (("ank", ank), ("root", root))
@@ -132,7 +153,12 @@ async def test_relation_dashboard_in_one_request(client: Client, sessions: Sessi
         ("Bouwmarkt Oost", "dealer", "from"),
         ("Hamerslag Holding", "parent", "to"),
     ]
-    assert (board["opportunities"], board["open_value"], board["weighted_value"]) == ([], 0, 0)
+    # Open ones only, largest weighted value first: 10,000 x 40 % and 2,000 x 10 %.
+    assert [
+        (o["stage"], o["amount"], o["probability"], o["weighted"], o["owner"])
+        for o in board["opportunities"]
+    ] == [("Offerte", 10000.0, 40, 4000.0, "Pieter Jansen"), ("Nieuw", 2000.0, 10, 200.0, "Root")]
+    assert (board["open_value"], board["weighted_value"]) == (12000.0, 4200.0)
 
 
 async def test_relation_dashboard_is_scoped_like_the_inbox(
@@ -148,5 +174,8 @@ async def test_relation_dashboard_is_scoped_like_the_inbox(
     assert [a["subject"] for a in board["activities"]] == ["Bouwplaats", "Teruggebeld"]
     assert [t["title"] for t in board["tasks"]] == ["Jan terugbellen"]
     assert [p["name"] for p in board["projects"]] == ["Nieuwbouw Almere"]
+    # Agents see their own and their teams' opportunities: not Service's.
+    assert [o["stage"] for o in board["opportunities"]] == ["Offerte"]
+    assert (board["open_value"], board["weighted_value"]) == (10000.0, 4000.0)
     missing = await client.get("/api/relations/999999/dashboard", headers=w["tokens"]["ank"])
     assert missing.status == 404

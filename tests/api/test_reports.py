@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from crm.models import Lead, Task, Team, TeamMember, User
+from crm.opportunities import Opportunity, default_pipeline
 from inbox.api.auth import create_api_token
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
@@ -119,6 +120,28 @@ async def world(sessions: Sessions) -> dict[str, Any]:
                 Lead(name="Later", source_channel_id=form.id, created_at=at(20, 11)),
             ]
         )  # fmt: skip
+        await session.flush()
+        pipeline = await default_pipeline(session)
+        stage = {st.code: st for st in pipeline.stages}
+        karin, piet = (
+            await session.scalars(select(Lead).where(Lead.name.in_(["Karin", "Piet"])).order_by(Lead.name))
+        ).all()  # fmt: skip
+
+        def deal(code: str, amount: int, **fields: Any) -> Opportunity:
+            st = stage[code]
+            return Opportunity(
+                name=f"{code} {amount}", pipeline_id=pipeline.id, stage_id=st.id,
+                status=st.outcome, probability=st.probability, amount=amount, **fields,
+            )  # fmt: skip
+
+        session.add_all(
+            [
+                deal("gewonnen", 5000, lead_id=karin.id, team_id=sales.id, closed_at=at(5, 12)),
+                deal("offerte", 10000, lead_id=piet.id, team_id=sales.id),
+                deal("nieuw", 2000, team_id=service.id),
+                deal("verloren", 3000, team_id=sales.id, closed_at=at(20, 12)),
+            ]
+        )
         tokens = {
             name: {
                 "Authorization": f"Bearer {await create_api_token(session, u.id, 't', 'api', None)}"
@@ -176,8 +199,28 @@ async def test_volume_breaches_leads_and_workload(client: Client, sessions: Sess
     assert breaches["rows"] == [["2026-11-02", 3, 2, 1]]
 
     leads = await report(client, "lead-sources", root, **WEEK)
-    assert leads["columns"][:4] == ["source", "leads", "converted", "converted_pct"]
-    assert [r[:4] for r in leads["rows"]] == [["Website", 3, 1, 33.3], ["manual", 1, 0, 0.0]]
+    assert leads["columns"] == [
+        "source", "leads", "converted", "opportunities", "won", "converted_pct",
+        "to_opportunity_pct", "to_won_pct",
+    ]  # fmt: skip
+    # Website: Karin (converted, won), Piet (an open opportunity), Joke; Kees came in by hand.
+    assert leads["rows"] == [
+        ["Website", 3, 1, 2, 1, 33.3, 66.7, 33.3],
+        ["manual", 1, 0, 0, 0, 0.0, 0.0, 0.0],
+    ]
+
+    pipeline = await report(client, "pipeline", root, **WEEK)
+    assert pipeline["columns"] == ["stage", "opportunities", "amount", "weighted"]
+    # Open ones whenever they close; won and lost ones closed in the period (the loss is later).
+    assert pipeline["rows"] == [
+        ["Nieuw", 1, 2000.0, 200.0],
+        ["Offerte", 1, 10000.0, 4000.0],
+        ["Onderhandeling", 0, 0.0, 0.0],
+        ["Gewonnen", 1, 5000.0, 5000.0],
+        ["Verloren", 0, 0.0, 0.0],
+    ]
+    sales = await report(client, "pipeline", root, team=w["sales"], **WEEK)
+    assert [r[1] for r in sales["rows"]] == [0, 1, 0, 1, 0]
 
     load = await report(client, "workload", root, **WEEK)
     assert load["columns"] == [
@@ -240,7 +283,7 @@ async def test_csv_and_svg_and_team_scope(client: Client, sessions: Sessions) ->
     ).status == 422
     listed = await (await client.get("/api/reports", headers=t["sam"])).json()
     assert {r["name"] for r in listed} >= {
-        "conversations", "response-times", "sla-breaches", "lead-sources", "workload",
+        "conversations", "response-times", "sla-breaches", "lead-sources", "pipeline", "workload",
     }  # fmt: skip
     assert date.fromisoformat(sam["end"]) - date.fromisoformat(sam["start"]) == timedelta(days=6)
 

@@ -42,6 +42,10 @@ async def test_relation_dashboard_page_shows_the_relation_at_a_glance(
     await page.locator(".board-head h1", has_text="Hamerslag B.V.").wait_for()
     head = await page.locator(".board-head").inner_text()
     assert "Account manager: Mohamed el Amrani" in head
+    # Kozijnen Almere Poort 48,000 at Offerte (40 %), Dakkapellen fase 2 12,000 at Nieuw (10 %).
+    assert await page.locator(".open-value").inner_text() == "€60,000"
+    assert await page.locator(".weighted-value").inner_text() == "€20,400"
+    assert await page.locator(".card.opportunities tr").count() == 3  # a header and two deals
     contacts = await page.locator(".card.contacts li").all_inner_texts()
     assert any(c.startswith("Jan Visser") for c in contacts), contacts
     assert await page.locator(".card.complaints li").count() >= 1
@@ -65,14 +69,14 @@ async def test_reports_page_draws_every_chart_and_filters_by_team(
     charts = page.locator("figure.chart img")
     await page.wait_for_function(
         "() => { const imgs = [...document.querySelectorAll('figure.chart img')];"
-        " return imgs.length >= 5 && imgs.every((i) => i.complete && i.naturalWidth > 0); }"
+        " return imgs.length >= 6 && imgs.every((i) => i.complete && i.naturalWidth > 0); }"
     )
     names = await page.locator("figure.chart").evaluate_all(
         "(nodes) => nodes.map((n) => n.dataset.report)"
     )
-    assert {"conversations", "response-times", "sla-breaches", "lead-sources", "workload"} <= set(
-        names
-    )
+    assert {
+        "conversations", "response-times", "sla-breaches", "lead-sources", "pipeline", "workload",
+    } <= set(names)  # fmt: skip
     assert await charts.count() == len(names)
     await page.screenshot(path=str(screenshots / "reports.png"), full_page=True)
     # The team filter redraws the charts for that team and keeps the choice in the address.
