@@ -28,18 +28,6 @@ const LOCALE = { nl: "nl-NL", en: "en-GB" };
 let lang = "nl";
 const t = (key) => (I18N[lang] || I18N.en)[key] ?? I18N.en[key] ?? key;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value == null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, String(value));
-  }
-  for (const child of children.flat(Infinity)) if (child != null && child !== false) node.append(child);
-  return node;
-}
-
 async function getJson(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
   if (response.status === 401) {

@@ -85,18 +85,7 @@ const byId = (id) => document.getElementById(id);
 
 // --- DOM helpers ----------------------------------------------------------------------------
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value == null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value === true) node.setAttribute(key, "");
-    else node.setAttribute(key, String(value));
-  }
-  for (const child of children.flat(Infinity)) if (child != null && child !== false) node.append(child);
-  return node;
-}
+// el(tag, attrs, ...children) comes from dom.js, shared with the CRM pages.
 
 const SVG = "http://www.w3.org/2000/svg";
 const ICON_SHAPES = {
