@@ -27,6 +27,7 @@ from inbox.api.router import API, ApiError, ApiRequest, not_found
 from inbox.routing.sla import DEFAULT_TZ, Hours, calendar_hours, zone
 
 MAX_DAYS = 1100
+WORK_MEM = "64MB"
 Interval = Literal["day", "week", "month"]
 
 
@@ -486,7 +487,9 @@ async def get_report(req: ApiRequest) -> ReportOut | web.Response:
     if name not in REPORTS:
         raise not_found("report")
     title, _, build = REPORTS[name]
-    async with req.sessions() as session:
+    async with req.sessions() as session, session.begin():
+        # Grouping and percentiles over a year of conversations sort in memory, not on disk.
+        await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         hours = await calendar_hours(session)
         scope = scope_of(req.principal, q, str(hours.tz) if hours else DEFAULT_TZ)
         table = await build(session, scope)
