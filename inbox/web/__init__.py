@@ -9,6 +9,7 @@ from aiohttp import web
 import inbox.api.originals
 import inbox.api.page
 import inbox.api.panel
+import inbox.api.projects
 import inbox.api.relation_dashboard
 import inbox.api.reports
 import inbox.api.search  # noqa: F401  (registers the routes the pages need)
@@ -43,8 +44,9 @@ async def logged_in_page(request: web.Request, name: str) -> web.Response:
     return page(name)
 
 
-async def relation_page(request: web.Request) -> web.Response:
-    return await logged_in_page(request, "relation.html")
+async def record_page(request: web.Request) -> web.Response:
+    """A relation's dashboard or a project's timeline (the script reads which from the path)."""
+    return await logged_in_page(request, "record.html")
 
 
 async def reports_page(request: web.Request) -> web.Response:
@@ -65,7 +67,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", inbox_page)
     app.router.add_get(r"/conversations/{conversation_id:\d+}", inbox_page)
     app.router.add_get("/login", login_page)
-    app.router.add_get(r"/relations/{relation_id:\d+}", relation_page)
+    app.router.add_get(r"/relations/{relation_id:\d+}", record_page)
+    app.router.add_get(r"/projects/{project_id:\d+}", record_page)
     app.router.add_get("/reports", reports_page)
     app.router.add_static("/static/", STATIC, show_index=False)
     app.on_response_prepare.append(static_headers)

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from crm.models import Lead, Task, Team, TeamMember, User
 from crm.opportunities import Opportunity, default_pipeline
@@ -175,6 +175,14 @@ async def test_response_times_are_business_minutes_median_and_p90(
     ]
     sales = await report(client, "response-times", root, interval="week", team=w["sales"], **WEEK)
     assert sales["rows"] == [["2026-11-02", 3, 30.0, 102.0, 330.0, 498.0]]
+    # Without a business calendar the clock runs around the clock: C (Sat 12:00 → Tue 09:15)
+    # waited 69 h 15 min.
+    async with sessions() as session, session.begin():
+        await session.execute(delete(BusinessCalendar))
+    weekend = await report(
+        client, "response-times", root, **{"from": "2026-11-07", "to": "2026-11-07"}
+    )
+    assert weekend["rows"] == [["2026-11-07", 1, 4155.0, 4155.0, None, None]]
 
 
 async def test_volume_breaches_leads_and_workload(client: Client, sessions: Sessions) -> None:

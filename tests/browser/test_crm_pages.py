@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from crm.models import Relation, User
+from crm.models import Project, Relation, User
 from inbox.db import Sessions
+from inbox.models import Channel, Conversation
 from inbox.service.demo import DEMO_PASSWORD, seed
 from inbox.service.demo_history import seed_history
 
@@ -55,7 +56,20 @@ async def test_relation_dashboard_page_shows_the_relation_at_a_glance(
     links = await page.locator(".card.links").inner_text()
     assert "dealer" in links
     await page.screenshot(path=str(screenshots / "relation-dashboard.png"), full_page=True)
+    # The project's timeline: its meetings, call and note, its task, the linked conversations.
+    await page.locator(".card.projects a", has_text="Nieuwbouw Almere Poort").click()
+    await page.wait_for_url(lambda url: "/projects/" in url)
+    await page.locator(".board-head h1", has_text="Nieuwbouw Almere Poort").wait_for()
+    kinds = await page.locator("ul.timeline li").evaluate_all(
+        "(nodes) => nodes.map((n) => n.dataset.kind)"
+    )
+    assert kinds.count("activity") == 4 and "task" in kinds, kinds
+    assert {"message", "call"} & set(kinds), kinds
+    assert "Bouwvergadering" in await page.locator("ul.timeline").inner_text()
+    await page.screenshot(path=str(screenshots / "project-timeline.png"), full_page=True)
+    await page.go_back()
     # A linked relation's dashboard is one click away.
+    await page.locator(".card.links a").first.wait_for()
     await page.locator(".card.links a").first.click()
     await page.wait_for_url(lambda url: f"/relations/{relation_id}" not in url)
     await page.locator(".board-head h1").wait_for()
@@ -95,3 +109,32 @@ async def test_reports_page_draws_every_chart_and_filters_by_team(
     assert response.ok
     assert (await response.text()).startswith("period,channel,conversations")
     await page.screenshot(path=str(screenshots / "reports-service-weekly.png"), full_page=True)
+
+
+async def test_a_conversation_is_linked_to_a_project_from_the_customer_panel(
+    page: Any, server: str, sessions: Sessions, screenshots: Path
+) -> None:
+    relation_id = await demo_with_history(sessions)
+    async with sessions() as session, session.begin():
+        channel = (await session.scalars(select(Channel).where(Channel.kind == "webform"))).one()
+        conversation = Conversation(
+            channel_id=channel.id, subject="Extra kozijnen blok B", relation_id=relation_id
+        )
+        session.add(conversation)
+    await log_in(page, server, "admin@switchboard.test", f"/conversations/{conversation.id}")
+    picker = page.locator("#project-link")
+    await picker.wait_for()
+    async with page.expect_response(
+        lambda r: r.url.endswith(f"/api/conversations/{conversation.id}/project")
+    ) as answer:
+        await picker.select_option(label="Nieuwbouw Almere Poort")
+    assert (await answer.value).ok
+    async with sessions() as session:
+        linked = await session.scalar(
+            select(Conversation.project_id).where(Conversation.id == conversation.id)
+        )
+        almere = await session.scalar(
+            select(Project.id).where(Project.name == "Nieuwbouw Almere Poort")
+        )
+    assert linked == almere
+    await page.screenshot(path=str(screenshots / "project-link.png"))

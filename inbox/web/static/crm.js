@@ -11,7 +11,8 @@ const I18N = {
     weighted: "Gewogen waarde", stage: "Fase", amount: "Bedrag", probability: "Kans", name: "Naam",
     none: "Geen.", due: "deadline", from: "Van", to: "Tot en met", team: "Team", allTeams: "Alle teams",
     interval: "Per", day: "dag", week: "week", month: "maand", show: "Toon", csv: "CSV",
-    link_to: "→", link_from: "←",
+    link_to: "→", link_from: "←", timeline: "Tijdlijn", more: "Meer", relation: "Relatie",
+    k_activity: "activiteit", k_message: "bericht", k_call: "gesprek", k_task: "taak", k_document: "document",
   },
   en: {
     inbox: "Inbox", reports: "Reports", loading: "Loading…", notFound: "Not found.",
@@ -21,7 +22,8 @@ const I18N = {
     weighted: "Weighted value", stage: "Stage", amount: "Amount", probability: "Probability", name: "Name",
     none: "None.", due: "due", from: "From", to: "To", team: "Team", allTeams: "All teams",
     interval: "Per", day: "day", week: "week", month: "month", show: "Show", csv: "CSV",
-    link_to: "→", link_from: "←",
+    link_to: "→", link_from: "←", timeline: "Timeline", more: "More", relation: "Relation",
+    k_activity: "activity", k_message: "message", k_call: "call", k_task: "task", k_document: "document",
   },
 };
 const LOCALE = { nl: "nl-NL", en: "en-GB" };
@@ -94,9 +96,58 @@ async function relationPage() {
       el("time", { class: "muted" }, `${fmtDate(a.occurred_at)} `), `${a.channel_kind || a.kind} · ${a.subject || a.summary || a.kind}`)),
     card(t("complaints"), "complaints", d.complaints, (c) => el("li", {},
       el("a", { href: `/conversations/${c.id}` }, c.subject || `#${c.id}`), ` · ${c.status}`)),
-    card(t("projects"), "projects", d.projects, (p) => el("li", {}, `${p.name}${p.city ? ` · ${p.city}` : ""} · ${p.status}`)),
+    card(t("projects"), "projects", d.projects, (p) => el("li", {},
+      el("a", { href: `/projects/${p.id}` }, p.name), `${p.city ? ` · ${p.city}` : ""} · ${p.status}`)),
     card(t("links"), "links", d.links, (x) => el("li", {}, `${t(`link_${x.direction}`)} ${x.kind}: `,
       el("a", { href: `/relations/${x.id}` }, x.name), x.abc_class ? ` (${x.abc_class})` : ""))));
+}
+
+// --- a project and its timeline ---------------------------------------------------------------
+
+function timelineItem(i) {
+  const what = i.conversation_id && i.kind !== "task"
+    ? el("a", { href: `/conversations/${i.conversation_id}` }, i.title || `#${i.id}`)
+    : el("span", {}, i.title || `#${i.id}`);
+  const details = [
+    i.channel_kind, i.status, i.duration_s ? `${Math.round(i.duration_s / 60)} min` : null,
+    i.due_at ? `${t("due")} ${fmtDate(i.due_at)}` : null,
+    i.size != null ? `${Math.max(1, Math.round(i.size / 1024))} kB` : null,
+  ].filter(Boolean).join(" · ");
+  return el("li", { class: `item kind-${i.kind}`, "data-kind": i.kind },
+    el("time", { class: "muted" }, fmtDate(i.at)), " ", el("span", { class: "badge" }, t(`k_${i.kind}`)), " ", what,
+    details ? el("span", { class: "muted" }, ` · ${details}`) : null,
+    i.summary ? el("div", { class: "muted summary" }, i.summary) : null);
+}
+
+async function projectPage() {
+  const id = location.pathname.split("/").pop();
+  const main = document.getElementById("main");
+  let page;
+  try {
+    page = await getJson(`/api/projects/${id}/timeline`);
+  } catch (error) {
+    main.replaceChildren(el("p", { class: "error" }, `${t("notFound")} ${error.message}`));
+    return;
+  }
+  const p = page.project;
+  document.title = `Switchboard · ${p.name}`;
+  const list = el("ul", { class: "timeline" }, page.items.map(timelineItem));
+  const more = el("button", { type: "button", class: "ghost", hidden: !page.next_cursor }, t("more"));
+  let cursor = page.next_cursor;
+  more.addEventListener("click", async () => {
+    const next = await getJson(`/api/projects/${id}/timeline?before=${encodeURIComponent(cursor)}`);
+    list.append(...next.items.map(timelineItem));
+    cursor = next.next_cursor;
+    more.hidden = !cursor;
+  });
+  main.replaceChildren(
+    el("section", { class: "card board-head" }, el("h1", {}, p.name),
+      el("div", { class: "facts" }, el("span", { class: "badge" }, p.status),
+        p.relation_id ? el("a", { href: `/relations/${p.relation_id}` }, t("relation")) : null,
+        p.city ? el("span", { class: "muted" }, p.city) : null,
+        p.starts_on ? el("span", { class: "muted" }, `${p.starts_on} – ${p.ends_on || ""}`) : null),
+      p.description ? el("p", {}, p.description) : null),
+    el("section", { class: "card" }, el("h3", {}, t("timeline")), list, more));
 }
 
 // --- reports ----------------------------------------------------------------------------------
@@ -137,7 +188,9 @@ async function main() {
   } catch (_) { return; }
   lang = boot.language === "en" ? "en" : "nl";
   translate();
-  if (document.body.dataset.page === "relation") await relationPage();
+  const path = location.pathname;
+  if (path.startsWith("/relations/")) await relationPage();
+  else if (path.startsWith("/projects/")) await projectPage();
   else await reportsPage(boot);
 }
 
