@@ -56,16 +56,20 @@ function card(title, cls, items, render) {
 
 // --- the relation dashboard -------------------------------------------------------------------
 
-async function relationPage() {
-  const id = location.pathname.split("/").pop();
-  const main = document.getElementById("main");
-  let d;
+async function recordData(path) {
+  // The record this page shows (its id is the last part of the address), or null after saying why.
   try {
-    d = await getJson(`/api/relations/${id}/dashboard`);
+    return await getJson(path.replace("{id}", location.pathname.split("/").pop()));
   } catch (error) {
-    main.replaceChildren(el("p", { class: "error" }, `${t("notFound")} ${error.message}`));
-    return;
+    document.getElementById("main").replaceChildren(el("p", { class: "error" }, `${t("notFound")} ${error.message}`));
+    return null;
   }
+}
+
+async function relationPage() {
+  const main = document.getElementById("main");
+  const d = await recordData("/api/relations/{id}/dashboard");
+  if (!d) return;
   const r = d.relation;
   document.title = `Switchboard · ${r.name}`;
   const head = el("section", { class: "card board-head" }, el("h1", {}, r.name),
@@ -120,16 +124,11 @@ function timelineItem(i) {
 }
 
 async function projectPage() {
-  const id = location.pathname.split("/").pop();
   const main = document.getElementById("main");
-  let page;
-  try {
-    page = await getJson(`/api/projects/${id}/timeline`);
-  } catch (error) {
-    main.replaceChildren(el("p", { class: "error" }, `${t("notFound")} ${error.message}`));
-    return;
-  }
+  const page = await recordData("/api/projects/{id}/timeline");
+  if (!page) return;
   const p = page.project;
+  const id = p.id;
   document.title = `Switchboard · ${p.name}`;
   const list = el("ul", { class: "timeline" }, page.items.map(timelineItem));
   const more = el("button", { type: "button", class: "ghost", hidden: !page.next_cursor }, t("more"));
