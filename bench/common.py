@@ -432,3 +432,38 @@ def top_frames(path: Path, n: int = 20, match: str | None = None) -> dict[str, A
         "self": [(f, round(c * pct, 1)) for f, c in self_time.most_common(n)],
         "inclusive": [(f, round(c * pct, 1)) for f, c in inclusive.most_common(n)],
     }
+
+
+@contextlib.asynccontextmanager
+async def served_app(database_url: str, redis_url: str) -> AsyncIterator[str]:
+    """The real application in this process on a free loopback port; yields its base URL."""
+    from aiohttp import web
+
+    from inbox.service.app import create_app
+    from inbox.settings import Settings
+
+    settings = Settings(database_url=database_url, redis_url=redis_url, log_level="WARNING")
+    runner = web.AppRunner(
+        create_app(settings, database_url, redis_url), access_log=None, shutdown_timeout=1
+    )
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def session_headers(
+    http: aiohttp.ClientSession, base: str, email: str, password: str
+) -> dict[str, str]:
+    """Log in as the page does; the session cookie and CSRF token as headers of one's own."""
+    async with http.post(
+        f"{base}/api/auth/login", json={"email": email, "password": password}
+    ) as r:
+        assert r.status == 200, await r.text()
+        return {
+            "Cookie": f"sb_session={r.cookies['sb_session'].value}",
+            "X-CSRF-Token": (await r.json())["csrf_token"],
+        }

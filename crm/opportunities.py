@@ -17,9 +17,11 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    or_,
     select,
     text,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -100,7 +102,23 @@ class Opportunity(Timestamped, Base):
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         CheckConstraint(PROBABILITY, name="probability_range"),
         one_of("status", OUTCOMES),
-        Index("ix_opportunities_board", "pipeline_id", "stage_id"),
+        # The value of a pipeline: its open opportunities and those closed lately, read from
+        # the index alone; the board: a stage's most recently changed opportunities.
+        Index(
+            "ix_opportunities_open_value",
+            "pipeline_id",
+            "stage_id",
+            postgresql_include=["amount", "probability", "owner_id", "team_id"],
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index(
+            "ix_opportunities_closed_value",
+            "pipeline_id",
+            "closed_at",
+            postgresql_include=["stage_id", "amount", "probability", "owner_id", "team_id"],
+            postgresql_where=text("status <> 'open'"),
+        ),
+        Index("ix_opportunities_stage_recent", "stage_id", "updated_at", "id"),
         # The relation dashboard: a relation's open opportunities.
         Index(
             "ix_opportunities_open_relation",
@@ -111,7 +129,7 @@ class Opportunity(Timestamped, Base):
 
     name: Mapped[str] = mapped_column(String(300))
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
-    stage_id: Mapped[int] = mapped_column(index=True)
+    stage_id: Mapped[int]
     status: Mapped[str] = mapped_column(String(10), default="open")  # the stage's outcome
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
@@ -262,6 +280,7 @@ async def create_opportunity(
     await session.flush()
     session.add(history(opportunity, None, stage, user_id))
     await session.flush()
+    await session.refresh(opportunity)  # the times the database set
     return opportunity
 
 
@@ -290,6 +309,7 @@ async def update_opportunity(
         opportunity.probability = probability
     opportunity.updated_at = func.now()
     await session.flush()
+    await session.refresh(opportunity)  # the times the database set
 
 
 def enter(opportunity: Opportunity, stage: PipelineStage, probability: int | None) -> None:
@@ -297,7 +317,7 @@ def enter(opportunity: Opportunity, stage: PipelineStage, probability: int | Non
     opportunity.stage_id = stage.id
     opportunity.probability = stage.probability if probability is None else probability
     closing = stage.outcome != "open"
-    if closing and opportunity.status == "open":
+    if closing and opportunity.status in (None, "open"):  # None: not yet stored
         opportunity.closed_at = func.now()
     elif not closing:
         opportunity.closed_at = None
@@ -398,23 +418,48 @@ class OwnerValue:
 
 WEIGHTED = func.coalesce(func.sum(Opportunity.amount * Opportunity.probability / 100), 0)
 AMOUNT = func.coalesce(func.sum(Opportunity.amount), 0)
+CLOSED_DAYS = 90  # won and lost opportunities count on a pipeline's value and board this long
+
+
+def closed_since(days: int = CLOSED_DAYS) -> ColumnElement[datetime]:
+    return func.now() - func.make_interval(0, 0, 0, days)
+
+
+def on_board(since: ColumnElement[datetime]) -> ColumnElement[bool]:
+    return or_(Opportunity.status == "open", Opportunity.closed_at >= since)
 
 
 async def pipeline_value(
-    session: AsyncSession, pipeline_id: int, visible: ColumnElement[bool] | None = None
+    session: AsyncSession,
+    pipeline_id: int,
+    visible: ColumnElement[bool] | None = None,
+    closed_days: int = CLOSED_DAYS,
 ) -> tuple[list[StageValue], list[OwnerValue]]:
-    """Count, amount and weighted amount (amount x probability) per stage of the pipeline, and
-    of its open opportunities per owner, over the opportunities the caller may see."""
+    """Count, amount and weighted amount (amount x probability) per stage of the pipeline (won
+    and lost ones closed in the last closed_days), and of its open opportunities per owner, over
+    the opportunities the caller may see."""
     seen = true() if visible is None else visible
+    columns = (Opportunity.stage_id, Opportunity.amount, Opportunity.probability)
+    # Two index-only reads (open; closed lately) rather than one OR over the whole pipeline.
+    rows = union_all(
+        select(*columns).where(
+            Opportunity.pipeline_id == pipeline_id, Opportunity.status == "open", seen
+        ),
+        select(*columns).where(
+            Opportunity.pipeline_id == pipeline_id,
+            Opportunity.status != "open",
+            Opportunity.closed_at >= closed_since(closed_days),
+            seen,
+        ),
+    ).subquery()
     per_stage = (
         select(
-            Opportunity.stage_id,
+            rows.c.stage_id,
             func.count().label("count"),
-            AMOUNT.label("amount"),
-            WEIGHTED.label("weighted"),
+            func.coalesce(func.sum(rows.c.amount), 0).label("amount"),
+            func.coalesce(func.sum(rows.c.amount * rows.c.probability / 100), 0).label("weighted"),
         )
-        .where(Opportunity.pipeline_id == pipeline_id, seen)
-        .group_by(Opportunity.stage_id)
+        .group_by(rows.c.stage_id)
         .subquery()
     )
     stages = await session.execute(
@@ -439,13 +484,7 @@ async def pipeline_value(
     return (
         [
             StageValue(
-                s.id,
-                s.name,
-                s.outcome,
-                s.probability,
-                count or 0,
-                money(amount),
-                money(weighted),
+                s.id, s.name, s.outcome, s.probability, count or 0, money(amount), money(weighted)
             )
             for s, count, amount, weighted in stages
         ],
@@ -453,6 +492,27 @@ async def pipeline_value(
             OwnerValue(owner_id, name, count, money(amount), money(weighted))
             for owner_id, name, count, amount, weighted in owners
         ],
+    )
+
+
+async def board_ids(
+    session: AsyncSession,
+    pipeline_id: int,
+    visible: ColumnElement[bool],
+    per_stage: int,
+    closed_days: int = CLOSED_DAYS,
+) -> list[int]:
+    """The ids of each stage's most recently changed opportunities (closed ones lately only)."""
+    stages = select(PipelineStage.id).where(PipelineStage.pipeline_id == pipeline_id).subquery()
+    newest = (
+        select(Opportunity.id)
+        .where(Opportunity.stage_id == stages.c.id, on_board(closed_since(closed_days)), visible)
+        .order_by(Opportunity.updated_at.desc(), Opportunity.id.desc())
+        .limit(per_stage)
+        .lateral()
+    )
+    return list(
+        (await session.scalars(select(newest.c.id).select_from(stages).join(newest, true()))).all()
     )
 
 

@@ -12,12 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.lists import Invalid
+from crm.models import Contact, Relation, User
 from crm.opportunities import (
+    CLOSED_DAYS,
     Draft,
     Opportunity,
     Pipeline,
     StageChange,
     StageSpec,
+    board_ids,
     create_opportunity,
     create_pipeline,
     default_pipeline,
@@ -264,11 +267,17 @@ async def edit_pipeline(req: ApiRequest) -> PipelineOut:
         return PipelineOut.model_validate(pipeline)
 
 
+class ValueQuery(BaseModel):
+    closed_days: int = Field(default=CLOSED_DAYS, ge=1, le=3660)
+
+
 @API.route(
     "GET",
     "/api/pipelines/{pipeline_id}/value",
-    summary="Count, amount and weighted value per stage, and of open opportunities per owner",
+    summary="Count, amount and weighted value per stage (won and lost: closed in the last"
+    " closed_days), and of the open opportunities per owner",
     tag="opportunities",
+    query=ValueQuery,
     response=PipelineValue,
 )
 async def get_pipeline_value(req: ApiRequest) -> PipelineValue:
@@ -277,7 +286,7 @@ async def get_pipeline_value(req: ApiRequest) -> PipelineValue:
         if await session.get(Pipeline, pipeline_id) is None:
             raise not_found("pipeline")
         stages, owners = await pipeline_value(
-            session, pipeline_id, visible_opportunities(req.principal)
+            session, pipeline_id, visible_opportunities(req.principal), req.query.closed_days
         )
     open_stages = [s for s in stages if s.outcome == "open"]
     return PipelineValue(
@@ -384,7 +393,6 @@ async def edit_opportunity(req: ApiRequest) -> OpportunityOut:
         opportunity = await load(req, session, lock=True)
         await update_opportunity(session, opportunity, changes, req.principal.user_id)
         within_scope(req.principal, opportunity)
-        await session.refresh(opportunity)
     return out(opportunity)
 
 
@@ -420,3 +428,67 @@ async def stages_of(session: AsyncSession, pipeline_id: int | None) -> Pipeline:
     if pipeline is None:
         raise Invalid("pipeline_id", "no such pipeline")
     return pipeline
+
+
+# --- the board of the web inbox ----------------------------------------------------------------
+
+
+class BoardCard(OpportunityOut):
+    relation_name: str | None = None
+    contact_name: str | None = None
+    owner_name: str | None = None
+
+
+class Board(BaseModel):
+    pipeline: PipelineOut
+    value: PipelineValue
+    cards: list[BoardCard]
+
+
+BOARD_PER_STAGE = 50  # cards per stage: the most recently changed
+
+
+class BoardQuery(BaseModel):
+    closed_days: int = Field(default=CLOSED_DAYS, ge=1, le=3660)
+
+
+@API.route(
+    "GET",
+    "/api/pipelines/{pipeline_id}/board",
+    summary="A pipeline's board: its stages with their value and each stage's latest opportunities",
+    tag="opportunities",
+    query=BoardQuery,
+    response=Board,
+)
+async def get_board(req: ApiRequest) -> Board:
+    pipeline_id = req.path_int("pipeline_id")
+    value = await get_pipeline_value(req)
+    visible = visible_opportunities(req.principal)
+    async with req.sessions() as session:
+        pipeline = await session.get(Pipeline, pipeline_id)
+        assert pipeline is not None  # the value above answered 404 otherwise
+        shown = PipelineOut.model_validate(pipeline)
+        ids = await board_ids(session, pipeline_id, visible, BOARD_PER_STAGE, req.query.closed_days)
+        rows = (
+            await session.execute(
+                select(
+                    *Opportunity.__table__.columns,
+                    Relation.name.label("relation_name"),
+                    Contact.full_name.label("contact_name"),
+                    User.name.label("owner_name"),
+                )
+                .outerjoin(Relation, Relation.id == Opportunity.relation_id)
+                .outerjoin(Contact, Contact.id == Opportunity.contact_id)
+                .outerjoin(User, User.id == Opportunity.owner_id)
+                .where(Opportunity.id.in_(ids))
+                .order_by(Opportunity.updated_at.desc(), Opportunity.id.desc())
+            )
+        ).mappings()
+    # Plain rows, not ORM objects: a board has a few hundred cards.
+    cards = [
+        BoardCard.model_validate(
+            {**row, "weighted": round(float(row["amount"]) * row["probability"] / 100, 2)}
+        )
+        for row in rows
+    ]
+    return Board(pipeline=shown, value=value, cards=cards)

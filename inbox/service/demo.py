@@ -15,6 +15,7 @@ from crm.models import Category, Contact, Project, Relation, Team, TeamMember, U
 from inbox.bot.demo import seed_knowledge_base
 from inbox.ingest.channels import add_channel
 from inbox.models import Channel
+from inbox.service.demo_pipeline import seed_pipeline
 from inbox.users import hash_password
 
 DEMO_PASSWORD = "switchboard-demo"
@@ -278,6 +279,7 @@ async def seed(session: AsyncSession, rng_seed: int = 2026) -> DemoResult:
         session, "telephony", "Telefooncentrale", {"dialect": "generic"}, team="Service"
     )
     await seed_knowledge_base(session)
+    await seed_pipeline(session)
     return DemoResult(True, len(users), len(COMPANIES), n_contacts, [form, phone])
 
 

@@ -53,6 +53,12 @@ async def reports_page(request: web.Request) -> web.Response:
     return await logged_in_page(request, "reports.html")
 
 
+async def pipeline_page(request: web.Request) -> web.Response:
+    if await authenticate(request) is None:
+        raise web.HTTPFound("/login?next=/pipeline")
+    return page("pipeline.html")
+
+
 async def login_page(request: web.Request) -> web.Response:
     return page("login.html")
 
@@ -70,5 +76,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(r"/relations/{relation_id:\d+}", record_page)
     app.router.add_get(r"/projects/{project_id:\d+}", record_page)
     app.router.add_get("/reports", reports_page)
+    app.router.add_get("/pipeline", pipeline_page)
     app.router.add_static("/static/", STATIC, show_index=False)
     app.on_response_prepare.append(static_headers)

@@ -196,7 +196,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_opportunities")),
     )
     op.create_index(
-        "ix_opportunities_board", "opportunities", ["pipeline_id", "stage_id"], unique=False
+        "ix_opportunities_open_value",
+        "opportunities",
+        ["pipeline_id", "stage_id"],
+        unique=False,
+        postgresql_include=["amount", "probability", "owner_id", "team_id"],
+        postgresql_where=sa.text("status = 'open'"),
+    )
+    op.create_index(
+        "ix_opportunities_closed_value",
+        "opportunities",
+        ["pipeline_id", "closed_at"],
+        unique=False,
+        postgresql_include=["stage_id", "amount", "probability", "owner_id", "team_id"],
+        postgresql_where=sa.text("status <> 'open'"),
+    )
+    op.create_index(
+        "ix_opportunities_stage_recent",
+        "opportunities",
+        ["stage_id", "updated_at", "id"],
+        unique=False,
     )
     op.create_index(
         op.f("ix_opportunities_contact_id"), "opportunities", ["contact_id"], unique=False
@@ -210,7 +229,6 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'open'"),
     )
     op.create_index(op.f("ix_opportunities_owner_id"), "opportunities", ["owner_id"], unique=False)
-    op.create_index(op.f("ix_opportunities_stage_id"), "opportunities", ["stage_id"], unique=False)
     op.create_index(op.f("ix_opportunities_team_id"), "opportunities", ["team_id"], unique=False)
     op.create_table(
         "opportunity_stage_changes",
@@ -268,7 +286,9 @@ def downgrade() -> None:
     )
     op.drop_table("opportunity_stage_changes")
     op.drop_index(op.f("ix_opportunities_team_id"), table_name="opportunities")
-    op.drop_index(op.f("ix_opportunities_stage_id"), table_name="opportunities")
+    op.drop_index("ix_opportunities_stage_recent", table_name="opportunities")
+    op.drop_index("ix_opportunities_closed_value", table_name="opportunities")
+    op.drop_index("ix_opportunities_open_value", table_name="opportunities")
     op.drop_index(op.f("ix_opportunities_owner_id"), table_name="opportunities")
     op.drop_index(
         "ix_opportunities_open_relation",
@@ -277,7 +297,6 @@ def downgrade() -> None:
     )
     op.drop_index(op.f("ix_opportunities_lead_id"), table_name="opportunities")
     op.drop_index(op.f("ix_opportunities_contact_id"), table_name="opportunities")
-    op.drop_index("ix_opportunities_board", table_name="opportunities")
     op.drop_table("opportunities")
     op.drop_table("pipeline_stages")
     op.drop_index(

@@ -3,10 +3,15 @@ the records that use them, and who may change them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import delete, insert, select
+
+from crm.models import Relation, RelationStatus
+from inbox.db import Sessions
 
 Client = TestClient[Any, Any]
 
@@ -118,6 +123,19 @@ async def test_a_value_in_use_stays_and_relations_take_only_listed_classes(
     assert now_known.status == 201
 
 
+@pytest.fixture
+async def kept_statuses(sessions: Sessions) -> AsyncIterator[None]:
+    """The relation statuses outlive each test (the migration seeds them): put them back."""
+    async with sessions() as session:
+        rows = (await session.execute(select(RelationStatus.__table__))).mappings().all()
+    yield
+    async with sessions() as session, session.begin():
+        await session.execute(delete(Relation))
+        await session.execute(delete(RelationStatus))
+        await session.execute(insert(RelationStatus), [dict(r) for r in rows])
+
+
+@pytest.mark.usefixtures("kept_statuses")
 async def test_relation_statuses_and_categories_are_lists_too(
     client: Client, login: Callable[..., Any]
 ) -> None:

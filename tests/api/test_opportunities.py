@@ -195,7 +195,7 @@ async def test_weighted_value_per_stage_and_owner(client: Client, people: dict[s
             },
             headers=people["admin"],
         )
-        assert response.status == 201
+        assert response.status == 201, await response.text()
     value = await (
         await client.get(f"/api/pipelines/{s['id']}/value", headers=people["manager"])
     ).json()
@@ -334,3 +334,33 @@ async def test_a_failing_conversion_leaves_nothing_half_made(
         assert row is not None and row.status == "new" and row.converted_contact_id is None
         identity = await session.scalar(select(Identity).where(Identity.lead_id == lead_id))
         assert identity is not None
+
+
+async def test_the_demo_company_has_a_pipeline_with_a_dozen_opportunities(
+    client: Client, sessions: Sessions
+) -> None:
+    from inbox.service.demo import seed
+
+    async with sessions() as session, session.begin():
+        await seed(session)
+        pieter = await session.scalar(select(User.id).where(User.email.startswith("pieter@")))
+    assert pieter is not None
+    headers = await auth(sessions, pieter)
+    s = await stages(client, headers)
+    value = await (await client.get(f"/api/pipelines/{s['id']}/value", headers=headers)).json()
+    counts = {x["name"]: x["count"] for x in value["stages"]}
+    assert sum(counts.values()) == 12
+    assert counts["Gewonnen"] == 2 and counts["Verloren"] == 1
+    assert all(counts[name] > 0 for name in ("Nieuw", "Offerte", "Onderhandeling"))
+    assert value["open_weighted"] > 0 and len(value["owners"]) == 3
+    page = await (await client.get("/api/opportunities?status=lost", headers=headers)).json()
+    [lost] = page["items"]
+    assert lost["lost_reason"] and lost["closed_at"]
+    detail = await (await client.get(f"/api/opportunities/{lost['id']}", headers=headers)).json()
+    assert [h["to_stage"] for h in detail["history"]] == [
+        "Nieuw",
+        "Offerte",
+        "Onderhandeling",
+        "Verloren",
+    ]
+    assert detail["history"][0]["created_at"] < detail["history"][-1]["created_at"]
