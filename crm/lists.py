@@ -251,3 +251,14 @@ async def check_record_fields(
     session: AsyncSession, record_type: str, values: Json, current: Json | None = None
 ) -> Json:
     return check_custom_fields(await fields_of(session, record_type), values, current=current)
+
+
+async def check_changes(
+    session: AsyncSession, record_type: str, changes: Json, current: Json | None
+) -> Json:
+    """An update's changes with its custom_fields (when given) checked and merged into current."""
+    if "custom_fields" in changes:
+        changes["custom_fields"] = await check_record_fields(
+            session, record_type, changes["custom_fields"] or {}, current
+        )
+    return changes

@@ -547,6 +547,8 @@ async def replace_stages(session: AsyncSession, pipeline: Pipeline, specs: list[
         if not spec.name.strip():
             raise Invalid(f"stages.{i}.name", "a stage needs a name")
     kept = {s.id for s in specs if s.id is not None}
+    if len(kept) != sum(s.id is not None for s in specs):
+        raise Invalid("stages", "a stage is listed twice")
     gone = [stage for stage_id, stage in current.items() if stage_id not in kept]
     if gone:
         used = await session.scalar(
@@ -560,6 +562,10 @@ async def replace_stages(session: AsyncSession, pipeline: Pipeline, specs: list[
         for stage in gone:
             pipeline.stages.remove(stage)
         await session.flush()
+    # Kept stages may swap codes: free them first, the unique key is checked per statement.
+    for stage_id in kept:
+        current[stage_id].code = f"~{stage_id}"
+    await session.flush()
     for i, (spec, code) in enumerate(zip(specs, codes, strict=True)):
         stage = current[spec.id] if spec.id is not None else PipelineStage()
         stage.code, stage.name, stage.position = code, spec.name.strip(), i

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, or_, select
 
 from crm import dedup, normalizers
-from crm.lists import require_value
+from crm.lists import check_changes, check_record_fields, require_value
 from crm.matcher import add_identities, identity_keys
 from crm.models import (
     AccessGrant,
@@ -45,6 +45,7 @@ class ContactIn(BaseModel):
     language: str | None = Field(default=None, max_length=5)
     external_id: str | None = Field(default=None, max_length=100)
     force: bool = False  # create even when likely duplicates exist
+    custom_fields: dict[str, Any] | None = None  # checked against the contact's custom fields
 
 
 class ContactPatch(BaseModel):
@@ -55,6 +56,7 @@ class ContactPatch(BaseModel):
     job_title: str | None = Field(default=None, max_length=150)
     language: str | None = Field(default=None, max_length=5)
     external_id: str | None = Field(default=None, max_length=100)
+    custom_fields: dict[str, Any] | None = None
 
 
 class ContactOut(BaseModel):
@@ -68,6 +70,7 @@ class ContactOut(BaseModel):
     language: str | None
     external_id: str | None
     created_at: datetime
+    custom_fields: dict[str, Any]
 
     model_config = {"from_attributes": True}
 
@@ -90,6 +93,7 @@ class RelationIn(BaseModel):
     city: str | None = Field(default=None, max_length=100)
     external_id: str | None = Field(default=None, max_length=100)
     force: bool = False
+    custom_fields: dict[str, Any] | None = None  # checked against the relation's custom fields
 
 
 class RelationPatch(BaseModel):
@@ -103,6 +107,7 @@ class RelationPatch(BaseModel):
     kvk_number: str | None = Field(default=None, max_length=20)
     website: str | None = Field(default=None, max_length=300)
     external_id: str | None = Field(default=None, max_length=100)
+    custom_fields: dict[str, Any] | None = None
 
 
 class RelationOut(BaseModel):
@@ -119,6 +124,7 @@ class RelationOut(BaseModel):
     addresses: list[dict[str, Any]]
     external_id: str | None
     created_at: datetime
+    custom_fields: dict[str, Any]
 
     model_config = {"from_attributes": True}
 
@@ -272,6 +278,7 @@ async def create_contact(req: ApiRequest) -> ContactOut:
             job_title=body.job_title,
             language=body.language,
             external_id=body.external_id,
+            custom_fields=await check_record_fields(session, "contact", body.custom_fields or {}),
         )
         session.add(contact)
         await session.flush()
@@ -293,7 +300,9 @@ async def update_contact(req: ApiRequest) -> ContactOut:
         contact = await session.get(Contact, req.path_int("contact_id"), with_for_update=True)
         if contact is None:
             raise not_found("contact")
-        for name, value in body.model_dump(exclude_unset=True).items():
+        changes = body.model_dump(exclude_unset=True)
+        changes = await check_changes(session, "contact", changes, contact.custom_fields)
+        for name, value in changes.items():
             setattr(contact, name, value)
         contact.full_name = (
             " ".join(p for p in (contact.first_name, contact.last_name) if p) or contact.full_name
@@ -357,6 +366,9 @@ async def create_relation(req: ApiRequest) -> RelationOut:
             if found:
                 raise conflict([d.__dict__ for d in found])
         values = body.model_dump(exclude={"force", "city", "status"}, exclude_none=True)
+        values["custom_fields"] = await check_record_fields(
+            session, "relation", body.custom_fields or {}
+        )
         relation = Relation(
             **values,
             normalized_name=normalizers.company(body.name)[:300],
@@ -389,7 +401,9 @@ async def update_relation(req: ApiRequest) -> RelationOut:
         if relation is None:
             raise not_found("relation")
         await require_value(session, "abc_classes", body.abc_class, "abc_class")
-        for name, value in body.model_dump(exclude_unset=True).items():
+        changes = body.model_dump(exclude_unset=True)
+        changes = await check_changes(session, "relation", changes, relation.custom_fields)
+        for name, value in changes.items():
             setattr(relation, name, value)
         if body.name:
             relation.normalized_name = normalizers.company(body.name)[:300]

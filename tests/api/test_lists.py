@@ -198,6 +198,14 @@ async def test_opportunity_stages_are_edited_as_a_list(
     assert body["items"][1]["id"] == items[1]["id"]
     in_use = await put(client, "opportunity_stages", [items[0], items[3]], manager)
     assert in_use.status == 422 and "Offerte" in (await in_use.json())["error"]["message"]
+    # Two kept stages may swap their codes.
+    kept = body["items"]
+    swapped = [{**kept[0], "code": kept[1]["code"]}, {**kept[1], "code": kept[0]["code"]}]
+    response = await put(client, "opportunity_stages", swapped + kept[2:], manager)
+    assert response.status == 200, await response.text()
+    assert codes(await response.json())[:2] == [kept[1]["code"], kept[0]["code"]]
+    twice = await put(client, "opportunity_stages", [kept[0], kept[0], *kept[3:]], manager)
+    assert twice.status == 422
 
 
 async def test_custom_fields_are_typed_and_checked_on_write(
@@ -262,3 +270,54 @@ async def test_custom_fields_are_typed_and_checked_on_write(
     assert (await patched.json())["custom_fields"]["segment"] == "MKB"
     listed = await client.get("/api/settings/custom-fields?record_type=opportunity", headers=agent)
     assert [f["key"] for f in (await listed.json())["items"]] == ["segment", "m2", "visit", "note"]
+
+
+async def test_relations_and_contacts_check_their_custom_fields(
+    client: Client, login: Callable[..., Any]
+) -> None:
+    admin = await login("admin")
+    for field in (
+        {"record_type": "relation", "key": "employees", "label": "Medewerkers", "type": "number"},
+        {"record_type": "contact", "key": "birthday", "label": "Verjaardag", "type": "date"},
+    ):
+        assert (
+            await client.post("/api/settings/custom-fields", json=field, headers=admin)
+        ).status == 201
+    bad = await client.post(
+        "/api/relations",
+        json={"name": "Hamerslag", "custom_fields": {"employees": "veel"}},
+        headers=admin,
+    )
+    assert bad.status == 422
+    assert (await bad.json())["error"]["details"][0]["loc"] == ["custom_fields", "employees"]
+    good = await client.post(
+        "/api/relations",
+        json={"name": "Hamerslag", "custom_fields": {"employees": 40}},
+        headers=admin,
+    )
+    relation = await good.json()
+    assert relation["custom_fields"] == {"employees": 40}
+    patched = await client.patch(
+        f"/api/relations/{relation['id']}",
+        json={"custom_fields": {"employees": "41"}},
+        headers=admin,
+    )
+    assert (await patched.json())["custom_fields"] == {"employees": 41}
+
+    contact = await client.post(
+        "/api/contacts",
+        json={
+            "first_name": "Jan",
+            "relation_id": relation["id"],
+            "custom_fields": {"birthday": "1970-05-01"},
+        },
+        headers=admin,
+    )
+    assert contact.status == 201, await contact.text()
+    wrong = await client.patch(
+        f"/api/contacts/{(await contact.json())['id']}",
+        json={"custom_fields": {"birthday": "morgen"}},
+        headers=admin,
+    )
+    assert wrong.status == 422
+    assert (await wrong.json())["error"]["details"][0]["loc"] == ["custom_fields", "birthday"]

@@ -102,6 +102,7 @@ async def test_a_new_opportunity_lands_in_the_first_stage_and_bad_input_is_shown
     await open_board(page, server, "mohamed@switchboard.test")
     await page.fill("#new input[name=name]", "Trappen nieuwbouw")
     await page.fill("#new input[name=amount]", "4200")
+    await page.select_option("#new select[name=source]", label="Beurs")  # the lead_sources list
     await page.click("#new button[type=submit]")
     first = page.locator("section.stage").first
     await first.locator(".opp", has_text="Trappen nieuwbouw").wait_for()
@@ -113,3 +114,10 @@ async def test_a_new_opportunity_lands_in_the_first_stage_and_bad_input_is_shown
     await page.click("#new button[type=submit]")
     await page.locator("#error", has_text="(amount)").wait_for()
     assert await page.locator(".opp", has_text="Negatief").count() == 0
+    async with sessions() as session:
+        added = (
+            await session.scalars(
+                select(Opportunity).where(Opportunity.name == "Trappen nieuwbouw")
+            )
+        ).one()
+    assert (added.source, float(added.amount), added.probability) == ("fair", 4200.0, 10)

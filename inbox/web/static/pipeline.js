@@ -9,14 +9,14 @@ const I18N = {
     closeDate: "Verwachte sluitdatum", add: "Toevoegen", stage: "Fase", owner: "Eigenaar",
     count: "Aantal", weighted: "Gewogen", open: "Open", lostReason: "Reden van verlies",
     confirm: "Bevestig", cancel: "Annuleer", nobody: "Niemand", owners: "Per eigenaar",
-    closes: "sluit", empty: "Geen kansen.",
+    closes: "sluit", empty: "Geen kansen.", source: "Bron",
   },
   en: {
     inbox: "Inbox", pipeline: "Pipeline", loading: "Loading…", name: "Name", amount: "Amount",
     closeDate: "Expected close date", add: "Add", stage: "Stage", owner: "Owner",
     count: "Count", weighted: "Weighted", open: "Open", lostReason: "Reason lost",
     confirm: "Confirm", cancel: "Cancel", nobody: "Nobody", owners: "Per owner",
-    closes: "closes", empty: "No opportunities.",
+    closes: "closes", empty: "No opportunities.", source: "Source",
   },
 };
 const LOCALE = { nl: "nl-NL", en: "en-GB" };
@@ -155,6 +155,7 @@ async function addOpportunity(e) {
   const body = { name: field("name").trim(), pipeline_id: state.pipelineId };
   if (field("amount")) body.amount = field("amount");
   if (field("expected_close_date")) body.expected_close_date = field("expected_close_date");
+  if (field("source")) body.source = field("source");
   showError("");
   try {
     await api("POST", "/api/opportunities", body);
@@ -181,6 +182,10 @@ async function start() {
     history.replaceState(null, "", `/pipeline?pipeline=${state.pipelineId}`);
     await loadBoard();
   });
+  // The lead sources are a configurable list: the dropdown offers what an administrator set.
+  const sources = await api("GET", "/api/settings/lists/lead_sources");
+  document.querySelector("#new select[name=source]").append(
+    ...sources.items.map((i) => el("option", { value: i.code }, i.label)));
   document.getElementById("new").addEventListener("submit", addOpportunity);
   await loadBoard();
   document.body.dataset.ready = "yes";
