@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -179,7 +179,10 @@ class Lead(Timestamped, Base):
     """A not-yet-formal contact: converts into relation + contact."""
 
     __tablename__ = "leads"
-    __table_args__ = (one_of("status", LEAD_STATUSES),)
+    __table_args__ = (
+        one_of("status", LEAD_STATUSES),
+        Index("ix_leads_created_at", "created_at"),  # reports: leads by when they came in
+    )
 
     name: Mapped[str | None] = mapped_column(String(300))
     company: Mapped[str | None] = mapped_column(String(300))
@@ -225,8 +228,12 @@ class Identity(Timestamped, Base):
     )
 
 
+PROJECT_STATUSES = ("open", "on_hold", "closed")
+
+
 class Project(Timestamped, Base):
-    """A minimal project record; the CRM-projects work extends it."""
+    """Work around a relation that gathers conversations, activities, tasks and documents;
+    a confidential one is seen only by admins and the users or teams linked to it."""
 
     __tablename__ = "projects"
 
@@ -237,6 +244,11 @@ class Project(Timestamped, Base):
     city: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(40), default="open")
     confidential: Mapped[bool] = mapped_column(default=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    starts_on: Mapped[date | None]
+    ends_on: Mapped[date | None]
 
 
 class Activity(Timestamped, Base):
@@ -247,6 +259,8 @@ class Activity(Timestamped, Base):
         one_of("kind", ACTIVITY_KINDS),
         CheckConstraint("direction IN ('inbound', 'outbound', 'internal')", name="direction_valid"),
         UniqueConstraint("channel_id", "external_id"),
+        # The relation dashboard's last activities: newest first within a relation.
+        Index("ix_activities_relation_time", "relation_id", "occurred_at"),
     )
 
     kind: Mapped[str] = mapped_column(String(20))
@@ -270,7 +284,9 @@ class Activity(Timestamped, Base):
     lead_id: Mapped[int | None] = mapped_column(
         ForeignKey("leads.id", ondelete="SET NULL"), index=True
     )
-    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
     conversation_id: Mapped[int | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL"), index=True
     )
@@ -312,6 +328,9 @@ class Task(Timestamped, Base):
     )
     activity_id: Mapped[int | None] = mapped_column(
         ForeignKey("activities.id", ondelete="SET NULL")
+    )
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
     )
 
 

@@ -92,6 +92,8 @@ class Conversation(Timestamped, Base):
         ),
         # The inbox list: newest first within a status, read backwards, with id as tie-breaker.
         Index("ix_conversations_list", "status", "last_message_at", "id"),
+        # Reports read conversations by when they arrived.
+        Index("ix_conversations_created_at", "created_at"),
     )
 
     channel_id: Mapped[str] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
@@ -128,6 +130,9 @@ class Conversation(Timestamped, Base):
     last_inbound_at: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Message(Timestamped, Base):
@@ -137,6 +142,13 @@ class Message(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "external_id"),
         one_of("direction", ("inbound", "outbound", "internal")),
+        # The workload report: replies people sent in a period.
+        Index(
+            "ix_messages_replies_sent",
+            "sent_at",
+            "author_id",
+            postgresql_where=text("direction = 'outbound' AND author_id IS NOT NULL"),
+        ),
     )
 
     conversation_id: Mapped[int] = mapped_column(

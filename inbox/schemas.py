@@ -59,6 +59,7 @@ class ConversationOut(Out):
     snoozed_until: datetime | None
     created_at: datetime
     due_at: datetime | None = None  # the earliest due time of its open tasks (the SLA clock)
+    project_id: int | None = None
 
 
 class ConversationPage(BaseModel):

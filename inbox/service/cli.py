@@ -219,9 +219,12 @@ def worker(burst: bool) -> None:
 
 async def seed_and_print(database_url: str, s: Settings) -> None:
     from inbox.service.demo import demo_summary, seed
+    from inbox.service.demo_history import seed_history
 
     async with session_factory(database_url) as sessions, sessions() as session, session.begin():
         result = await seed(session)
+        if result.created:
+            await seed_history(session, result.channels)
     summary = demo_summary(result)
     click.echo(
         f"Demo company {'created' if result.created else 'already present'}: "

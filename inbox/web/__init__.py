@@ -9,7 +9,10 @@ from aiohttp import web
 import inbox.api.originals
 import inbox.api.page
 import inbox.api.panel
-import inbox.api.search  # noqa: F401  (registers the routes the page needs)
+import inbox.api.projects
+import inbox.api.relation_dashboard
+import inbox.api.reports
+import inbox.api.search  # noqa: F401  (registers the routes the pages need)
 from inbox.api.auth import authenticate
 
 STATIC = Path(__file__).parent / "static"
@@ -31,10 +34,23 @@ def page(name: str) -> web.Response:
 
 
 async def inbox_page(request: web.Request) -> web.Response:
+    return await logged_in_page(request, "inbox.html")
+
+
+async def logged_in_page(request: web.Request, name: str) -> web.Response:
     if await authenticate(request) is None:
         target = request.path_qs if request.path != "/" else ""
         raise web.HTTPFound("/login" + (f"?next={target}" if target else ""))
-    return page("inbox.html")
+    return page(name)
+
+
+async def record_page(request: web.Request) -> web.Response:
+    """A relation's dashboard or a project's timeline (the script reads which from the path)."""
+    return await logged_in_page(request, "record.html")
+
+
+async def reports_page(request: web.Request) -> web.Response:
+    return await logged_in_page(request, "reports.html")
 
 
 async def pipeline_page(request: web.Request) -> web.Response:
@@ -57,6 +73,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", inbox_page)
     app.router.add_get(r"/conversations/{conversation_id:\d+}", inbox_page)
     app.router.add_get("/login", login_page)
+    app.router.add_get(r"/relations/{relation_id:\d+}", record_page)
+    app.router.add_get(r"/projects/{project_id:\d+}", record_page)
+    app.router.add_get("/reports", reports_page)
     app.router.add_get("/pipeline", pipeline_page)
     app.router.add_static("/static/", STATIC, show_index=False)
     app.on_response_prepare.append(static_headers)

@@ -85,18 +85,7 @@ const byId = (id) => document.getElementById(id);
 
 // --- DOM helpers ----------------------------------------------------------------------------
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value == null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value === true) node.setAttribute(key, "");
-    else node.setAttribute(key, String(value));
-  }
-  for (const child of children.flat(Infinity)) if (child != null && child !== false) node.append(child);
-  return node;
-}
+// el(tag, attrs, ...children) comes from dom.js, shared with the CRM pages.
 
 const SVG = "http://www.w3.org/2000/svg";
 const ICON_SHAPES = {
@@ -933,7 +922,23 @@ async function loadPanel(id) {
   }
   if (state.current !== id) return;
   state.panel = data;
-  byId("panel").replaceChildren(...dashboard(data, { suggestions: data.suggestions || [] }));
+  byId("panel").replaceChildren(...dashboard(data, { suggestions: data.suggestions || [] }), projectPicker(id, data.projects));
+}
+
+function projectPicker(id, projects) {
+  // Link the conversation to one of the relation's projects: its messages join the timeline.
+  if (!projects || !projects.length) return "";
+  const current = state.conversation && state.conversation.project_id;
+  const select = el("select", { id: "project-link", "aria-label": t("project") },
+    el("option", { value: "" }, "—"), projects.map((p) => el("option", { value: p.id, selected: p.id === current }, p.name)));
+  select.addEventListener("change", async () => {
+    const body = { project_id: select.value ? Number(select.value) : null };
+    try {
+      await api("PUT", `/api/conversations/${id}/project`, body);
+      if (state.conversation && state.current === id) state.conversation.project_id = body.project_id;
+    } catch (error) { select.after(el("p", { class: "error" }, error.message)); }
+  });
+  return el("section", { class: "card project-link" }, el("h3", {}, t("project")), select);
 }
 
 function section(title, items, render, cls) {
@@ -966,7 +971,7 @@ function dashboard(d, { suggestions = [], title = null } = {}) {
   }
   if (rel) {
     identity.append(el("div", { class: "relation" },
-      el("h4", {}, rel.name),
+      el("h4", {}, el("a", { href: `/relations/${rel.id}`, class: "relation-board" }, rel.name)),
       el("p", {}, el("span", { class: `badge rstatus ${rel.status}` }, rel.status_label || rel.status),
         rel.abc_class ? el("span", { class: `badge abc abc-${rel.abc_class}`, title: t("abc") }, rel.abc_class) : null,
         rel.city ? ` ${rel.city}` : ""),
@@ -992,7 +997,8 @@ function dashboard(d, { suggestions = [], title = null } = {}) {
     icon(a.channel_kind || (a.kind === "call" ? "telephony" : a.kind === "form" ? "webform" : a.kind === "email" ? "email" : "other")),
     el("time", { class: "muted" }, ` ${fmtDate(a.occurred_at)} `),
     `${a.subject || a.summary || a.kind}${a.outcome ? ` (${t(a.outcome)})` : ""}${a.duration_s ? ` ${fmtDuration(a.duration_s)}` : ""}`), "activities"));
-  out.push(section(t("projects"), d.projects, (p) => el("li", {}, `${p.name}${p.city ? ` · ${p.city}` : ""} · ${p.status}`), "projects"));
+  out.push(section(t("projects"), d.projects, (p) => el("li", {}, el("a", { href: `/projects/${p.id}` }, p.name),
+    `${p.city ? ` · ${p.city}` : ""} · ${p.status}`), "projects"));
   out.push(section(t("others"), d.conversations, convLink, "others"));
   return out.filter(Boolean);
 }

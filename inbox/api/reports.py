@@ -1,0 +1,530 @@
+"""Reports: conversations per channel, first-response and resolution times in business hours,
+SLA breaches, lead sources and their conversion, pipeline value per stage and agent workload.
+
+Each report is one set-based statement over an indexed range of rows; business time is the
+default business calendar's opening time, computed in SQL from a small table of the calendar's
+days (the open seconds before each day and its opening spans) joined on the local date.
+`GET /api/reports/{name}` answers JSON, CSV (`Accept: text/csv` or `format=csv`) or an SVG chart
+(`Accept: image/svg+xml` or `format=svg`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inbox.access import Principal
+from inbox.api.charts import Chart, svg
+from inbox.api.router import API, ApiError, ApiRequest, not_found
+from inbox.routing.sla import DEFAULT_TZ, Hours, calendar_hours, zone
+
+MAX_DAYS = 1100
+WORK_MEM = "64MB"
+Interval = Literal["day", "week", "month"]
+
+
+class ReportQuery(BaseModel):
+    model_config = {"populate_by_name": True}
+
+    from_: date | None = Field(default=None, alias="from")
+    to: date | None = None
+    team: int | None = None
+    channel: str | None = Field(default=None, max_length=32)
+    interval: Interval = "day"
+    format: Literal["json", "csv", "svg"] | None = None
+
+
+class ReportOut(BaseModel):
+    name: str
+    title: str
+    start: date
+    end: date
+    interval: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+class ReportInfo(BaseModel):
+    name: str
+    title: str
+    chart: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The period (local dates, both inclusive) and filters of one report request."""
+
+    start: date
+    end: date
+    interval: str
+    tz: str
+    teams: list[int] | None  # None: every team
+    channel: str | None
+
+    @property
+    def since(self) -> datetime:
+        return local_midnight(self.start, self.tz)
+
+    @property
+    def until(self) -> datetime:
+        return local_midnight(self.end + timedelta(days=1), self.tz)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "interval": self.interval,
+            "tz": self.tz,
+            "teams": self.teams,
+            "channel": self.channel,
+        }
+
+    def where(self, alias: str = "c", team: bool = True) -> str:
+        """The period and filters on a conversations alias."""
+        parts = [f"{alias}.created_at >= :since", f"{alias}.created_at < :until"]
+        if team and self.teams is not None:
+            parts.append(f"{alias}.team_id = ANY(:teams)")
+        if self.channel:
+            parts.append(f"{alias}.channel_id = :channel")
+        return " AND ".join(parts)
+
+
+def local_midnight(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time(0), zone(tz)).astimezone(UTC)
+
+
+def period(column: str) -> str:
+    return f"date_trunc(:interval, {column} AT TIME ZONE :tz)::date"
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[Any]]
+    chart: Chart
+
+
+Builder = Callable[[AsyncSession, Scope], Awaitable[Table]]
+REPORTS: dict[str, tuple[str, str, Builder]] = {}
+
+
+def report(name: str, title: str, chart: str) -> Callable[[Builder], Builder]:
+    def register(fn: Builder) -> Builder:
+        REPORTS[name] = (title, chart, fn)
+        return fn
+
+    return register
+
+
+async def rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[list[Any]]:
+    return [list(r) for r in (await session.execute(text(sql), params)).all()]
+
+
+def pivot(table: list[list[Any]], title: str, kind: str = "stacked", unit: str = "") -> Chart:
+    """Rows of (category, series, value) as a chart with one series per distinct name."""
+    categories = sorted({str(r[0]) for r in table})
+    index = {c: i for i, c in enumerate(categories)}
+    series: dict[str, list[float | None]] = {}
+    for category, name, value in table:
+        values = series.setdefault(str(name), [None] * len(categories))
+        values[index[str(category)]] = float(value)
+    return Chart(kind, title, categories, series, unit)
+
+
+def columns_chart(
+    table: list[list[Any]], columns: list[str], title: str, kind: str, unit: str = ""
+) -> Chart:
+    """Rows of (category, value, value, ...) as a chart with one series per named column."""
+    return Chart(
+        kind,
+        title,
+        [str(r[0]) for r in table],
+        {
+            name: [None if r[i] is None else float(r[i]) for r in table]
+            for i, name in enumerate(columns)
+            if i > 0
+        },
+        unit,
+    )
+
+
+# --- business time --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BusinessTime:
+    """Seconds of opening time since the calendar's first day, as SQL: per local day (an index
+    into arrays passed as parameters) the open seconds before it plus those of its spans so far.
+    No join: the arrays are read by subscript."""
+
+    params: dict[str, Any]
+    spans: int  # 0: open around the clock, the wall clock is business time
+
+    def day(self, column: str) -> str:
+        """The column's index into the calendar arrays (NULL outside them)."""
+        if not self.spans:
+            return "NULL"
+        return f"(({column} AT TIME ZONE :tz)::date - CAST(:cal_first AS date) + 1)"
+
+    def seconds(self, column: str, day: str) -> str:
+        if not self.spans:
+            return f"date_part('epoch', {column})"
+        o = [f"(CAST(:cal_o{k} AS timestamptz[]))[{day}]" for k in range(self.spans)]
+        c = [f"(CAST(:cal_c{k} AS timestamptz[]))[{day}]" for k in range(self.spans)]
+        parts = [
+            f"GREATEST(0, date_part('epoch', LEAST(GREATEST({column}, {o[k]}), {c[k]}) - {o[k]}))"
+            for k in range(self.spans)
+        ]
+        return f"((CAST(:cal_cum AS float8[]))[{day}] + {' + '.join(parts)})"
+
+
+async def business_time(session: AsyncSession, first: date, last: date) -> BusinessTime:
+    """The default calendar's days from `first` to `last` (around the clock without one)."""
+    hours = await calendar_hours(session)
+    if hours is None or (hours.around_the_clock and not hours.holidays):
+        return BusinessTime({}, 0)
+    return calendar_arrays(hours, first, last)
+
+
+def calendar_arrays(hours: Hours, first: date, last: date) -> BusinessTime:
+    cum: list[float] = []
+    spans: list[list[tuple[datetime, datetime]]] = []
+    total = 0.0
+    day = first
+    while day <= last:
+        today = hours.spans(day)
+        cum.append(total)
+        spans.append(today)
+        total += sum((close - opens).total_seconds() for opens, close in today)
+        day += timedelta(days=1)
+    width = max(1, max((len(s) for s in spans), default=1))
+    params: dict[str, Any] = {"cal_first": first, "cal_cum": cum}
+    for k in range(width):
+        opens, closes = [], []
+        for offset, today in enumerate(spans):
+            if k < len(today):
+                opens.append(today[k][0].astimezone(UTC))
+                closes.append(today[k][1].astimezone(UTC))
+            else:  # an empty span at the day's start
+                empty = local_midnight(first + timedelta(days=offset), str(hours.tz))
+                opens.append(empty)
+                closes.append(empty)
+        params[f"cal_o{k}"], params[f"cal_c{k}"] = opens, closes
+    return BusinessTime(params, width)
+
+
+# --- the reports ----------------------------------------------------------------------------------
+
+
+@report("conversations", "Conversations per channel", "stacked")
+async def conversations_per_channel(session: AsyncSession, s: Scope) -> Table:
+    table = await rows(
+        session,
+        f"""SELECT {period("c.created_at")} AS period, ch.name AS channel, count(*) AS conversations
+        FROM conversations c JOIN channels ch ON ch.id = c.channel_id
+        WHERE {s.where()} GROUP BY 1, 2 ORDER BY 1, 2""",
+        s.params(),
+    )
+    columns = ["period", "channel", "conversations"]
+    return Table(columns, table, pivot(table, "Conversations per channel"))
+
+
+@report("response-times", "First response and resolution (business hours, minutes)", "line")
+async def response_times(session: AsyncSession, s: Scope) -> Table:
+    clock = await business_time(
+        session,
+        s.start - timedelta(days=1),
+        max(s.end, datetime.now(UTC).date()) + timedelta(days=1),
+    )
+    begin = clock.seconds("c.created_at", "bd")
+    first = clock.seconds("c.first_response_at", "fd")
+    resolved = clock.seconds("c.resolved_at", "rd")
+    # One sort per measure: both percentiles from one ordered set.
+    found = await rows(
+        session,
+        f"""SELECT period, count(*),
+            percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY first),
+            percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY resolved)
+        FROM (
+            SELECT period, ({first} - {begin}) / 60.0 AS first, ({resolved} - {begin}) / 60.0 AS resolved
+            FROM (
+                SELECT c.created_at, c.first_response_at, c.resolved_at,
+                    {period("c.created_at")} AS period, {clock.day("c.created_at")} AS bd,
+                    {clock.day("c.first_response_at")} AS fd, {clock.day("c.resolved_at")} AS rd
+                FROM conversations c WHERE {s.where()}
+                OFFSET 0  -- computed once per row, not once per use
+            ) c
+        ) m GROUP BY 1 ORDER BY 1""",
+        s.params() | clock.params,
+    )
+    table = [[r[0], r[1], *spread(r[2]), *spread(r[3])] for r in found]
+    columns = [
+        "period",
+        "conversations",
+        "first_response_median_min",
+        "first_response_p90_min",
+        "resolution_median_min",
+        "resolution_p90_min",
+    ]
+    chart = Chart(
+        "line",
+        "First response and resolution, median (business minutes)",
+        [str(r[0]) for r in table],
+        {
+            "first response": [r[2] for r in table],
+            "resolution": [r[4] for r in table],
+        },
+        "min",
+    )
+    return Table(columns, table, chart)
+
+
+@report("sla-breaches", "SLA breaches", "bar")
+async def sla_breaches(session: AsyncSession, s: Scope) -> Table:
+    table = await rows(
+        session,
+        f"""SELECT {period("c.created_at")} AS period, count(s.conversation_id) AS with_sla,
+            count(*) FILTER (WHERE s.first_response_due_at < coalesce(c.first_response_at, now()))
+                AS first_response_breaches,
+            count(*) FILTER (WHERE s.resolution_breached_at IS NOT NULL
+                OR s.resolution_due_at < coalesce(c.resolved_at, now())) AS resolution_breaches
+        FROM conversations c LEFT JOIN conversation_slas s ON s.conversation_id = c.id
+        WHERE {s.where()} GROUP BY 1 ORDER BY 1""",
+        s.params(),
+    )
+    columns = ["period", "with_sla", "first_response_breaches", "resolution_breaches"]
+    chart = columns_chart(
+        [[r[0], r[2], r[3]] for r in table],
+        ["period", "first response", "resolution"],
+        "SLA breaches",
+        "bar",
+    )
+    return Table(columns, table, chart)
+
+
+@report("lead-sources", "Leads per source channel and their conversion", "bar")
+async def lead_sources(session: AsyncSession, s: Scope) -> Table:
+    channel = " AND l.source_channel_id = :channel" if s.channel else ""
+    table = await rows(
+        session,
+        f"""SELECT coalesce(ch.name, 'manual') AS source, count(*) AS leads,
+            count(*) FILTER (WHERE l.status = 'converted') AS converted,
+            count(o.lead_id) AS opportunities, count(*) FILTER (WHERE o.won) AS won
+        FROM leads l LEFT JOIN channels ch ON ch.id = l.source_channel_id
+            LEFT JOIN (
+                SELECT lead_id, bool_or(status = 'won') AS won FROM opportunities
+                WHERE lead_id IS NOT NULL GROUP BY lead_id
+            ) o ON o.lead_id = l.id
+        WHERE l.created_at >= :since AND l.created_at < :until{channel}
+        GROUP BY 1 ORDER BY 2 DESC, 1""",
+        s.params(),
+    )
+    table = [[*r, rate(r[2], r[1]), rate(r[3], r[1]), rate(r[4], r[1])] for r in table]
+    columns = [
+        "source",
+        "leads",
+        "converted",
+        "opportunities",
+        "won",
+        "converted_pct",
+        "to_opportunity_pct",
+        "to_won_pct",
+    ]
+    chart = columns_chart(
+        [[r[0], r[1], r[3], r[4]] for r in table],
+        ["source", "leads", "to opportunity", "won"],
+        "Leads per source",
+        "bar",
+    )
+    return Table(columns, table, chart)
+
+
+@report("pipeline", "Pipeline value per stage", "bar")
+async def pipeline_per_stage(session: AsyncSession, s: Scope) -> Table:
+    team = " AND o.team_id = ANY(:teams)" if s.teams is not None else ""
+    channel = " AND o.source_channel_id = :channel" if s.channel else ""
+    table = await rows(
+        session,
+        f"""SELECT CASE WHEN (SELECT count(*) FROM pipelines) > 1 THEN p.name || ' · ' ELSE '' END
+                || st.name AS stage,
+            count(o.id) AS opportunities, coalesce(sum(o.amount), 0)::float8 AS amount,
+            coalesce(sum(o.amount * o.probability / 100), 0)::float8 AS weighted
+        FROM pipeline_stages st JOIN pipelines p ON p.id = st.pipeline_id
+            LEFT JOIN opportunities o ON o.stage_id = st.id
+                AND (o.status = 'open' OR (o.closed_at >= :since AND o.closed_at < :until)){team}{channel}
+        GROUP BY p.position, p.id, p.name, st.position, st.id, st.name
+        ORDER BY p.position, p.id, st.position, st.id""",
+        s.params(),
+    )
+    table = [[r[0], r[1], round(r[2], 2), round(r[3], 2)] for r in table]
+    columns = ["stage", "opportunities", "amount", "weighted"]
+    chart = columns_chart(
+        [[r[0], r[2], r[3]] for r in table],
+        ["stage", "amount", "weighted"],
+        "Pipeline value per stage",
+        "bar",
+    )
+    return Table(columns, table, chart)
+
+
+def spread(percentiles: list[float | None] | None) -> list[float | None]:
+    """[median, p90] in minutes, one decimal; None where nothing was measured."""
+    values = percentiles or [None, None]
+    return [None if v is None else round(float(v), 1) for v in values]
+
+
+def rate(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+@report("workload", "Agent workload", "bar")
+async def workload(session: AsyncSession, s: Scope) -> Table:
+    members = (
+        " AND u.id IN (SELECT user_id FROM team_members WHERE team_id = ANY(:teams))"
+        if s.teams is not None
+        else ""
+    )
+    table = await rows(
+        session,
+        f"""WITH assigned AS (
+            SELECT c.assignee_id AS id, count(*) AS assigned,
+                count(*) FILTER (WHERE c.status = 'resolved') AS resolved
+            FROM conversations c WHERE {s.where()} AND c.assignee_id IS NOT NULL GROUP BY 1),
+        open AS (
+            SELECT assignee_id AS id, count(*) AS n FROM conversations
+            WHERE status IN ('open', 'pending', 'snoozed') AND assignee_id IS NOT NULL
+            GROUP BY 1),
+        replies AS (
+            SELECT author_id AS id, count(*) AS n FROM messages
+            WHERE direction = 'outbound' AND author_id IS NOT NULL
+                AND sent_at >= :since AND sent_at < :until GROUP BY 1),
+        tasks AS (
+            SELECT assignee_id AS id, count(*) AS n,
+                count(*) FILTER (WHERE due_at < now()) AS overdue
+            FROM tasks WHERE status = 'open' AND assignee_id IS NOT NULL GROUP BY 1)
+        SELECT u.name, coalesce(o.n, 0), coalesce(a.assigned, 0), coalesce(a.resolved, 0),
+            coalesce(r.n, 0), coalesce(t.n, 0), coalesce(t.overdue, 0)
+        FROM users u
+            LEFT JOIN assigned a ON a.id = u.id LEFT JOIN open o ON o.id = u.id
+            LEFT JOIN replies r ON r.id = u.id LEFT JOIN tasks t ON t.id = u.id
+        WHERE u.is_active{members}
+            AND (a.id IS NOT NULL OR o.id IS NOT NULL OR r.id IS NOT NULL OR t.id IS NOT NULL)
+        ORDER BY 2 DESC, 1""",
+        s.params(),
+    )
+    columns = [
+        "agent",
+        "open_conversations",
+        "assigned",
+        "resolved",
+        "replies",
+        "open_tasks",
+        "overdue_tasks",
+    ]
+    chart = columns_chart(
+        [[r[0], r[1], r[4], r[5]] for r in table],
+        ["agent", "open conversations", "replies", "open tasks"],
+        "Agent workload",
+        "bar",
+    )
+    return Table(columns, table, chart)
+
+
+# --- the routes -----------------------------------------------------------------------------------
+
+
+def scope_of(p: Principal, q: ReportQuery, tz: str) -> Scope:
+    today = datetime.now(UTC).date()
+    end = q.to or today
+    start = q.from_ or end - timedelta(days=29)
+    if start > end:
+        raise ApiError(
+            422,
+            "invalid",
+            "from is after to",
+            [{"loc": ["query", "from"], "msg": "from is after to", "type": "value_error"}],
+        )
+    if (end - start).days > MAX_DAYS:
+        raise ApiError(422, "invalid", f"at most {MAX_DAYS} days in one report")
+    teams: list[int] | None = None
+    if q.team is not None:
+        if not p.is_admin and q.team not in p.team_ids:
+            raise ApiError(403, "forbidden", "not one of your teams")
+        teams = [q.team]
+    elif not p.is_admin:
+        teams = list(p.team_ids)  # managers and agents: their own teams' figures
+    return Scope(start, end, q.interval, tz, teams, q.channel)
+
+
+@API.route("GET", "/api/reports", summary="The reports there are", tag="reports")
+async def list_reports(req: ApiRequest) -> list[dict[str, Any]]:
+    return [
+        ReportInfo(name=name, title=title, chart=chart).model_dump()
+        for name, (title, chart, _) in REPORTS.items()
+    ]
+
+
+@API.route(
+    "GET",
+    "/api/reports/{name}",
+    summary="A report (from, to, team, channel, interval=day|week|month); CSV with Accept:"
+    " text/csv, an SVG chart with Accept: image/svg+xml",
+    tag="reports",
+    query=ReportQuery,
+    response=ReportOut,
+)
+async def get_report(req: ApiRequest) -> ReportOut | web.Response:
+    q: ReportQuery = req.query
+    name = req.request.match_info["name"]
+    if name not in REPORTS:
+        raise not_found("report")
+    title, _, build = REPORTS[name]
+    async with req.sessions() as session, session.begin():
+        # Grouping and percentiles over a year of conversations sort in memory, not on disk.
+        await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+        hours = await calendar_hours(session)
+        scope = scope_of(req.principal, q, str(hours.tz) if hours else DEFAULT_TZ)
+        table = await build(session, scope)
+    accept = req.request.headers.get("Accept", "")
+    wanted = q.format or (
+        "csv" if "text/csv" in accept else "svg" if "image/svg+xml" in accept else "json"
+    )
+    if wanted == "csv":
+        return web.Response(
+            text=as_csv(table),
+            content_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}-{scope.start}-{scope.end}.csv"'
+            },
+        )
+    if wanted == "svg":
+        return web.Response(
+            text=svg(table.chart),
+            content_type="image/svg+xml",
+            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+        )
+    return ReportOut(
+        name=name,
+        title=title,
+        start=scope.start,
+        end=scope.end,
+        interval=scope.interval,
+        columns=table.columns,
+        rows=table.rows,
+    )
+
+
+def as_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(table.columns)
+    writer.writerows(["" if v is None else v for v in r] for r in table.rows)
+    return out.getvalue()
