@@ -16,6 +16,7 @@
   var socketFailures = 0;
   var polling = false;
   var typedAt = 0;
+  var cursor = 0;   // the newest message shown; a new page starts from the whole history
   var shown = {};   // message id → element
   var pending = {}; // client id → element (sent, not yet back from the server)
 
@@ -47,7 +48,7 @@
     ":host{all:initial;font:14px/1.4 system-ui,sans-serif}",
     ".sb-bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#2563eb;color:#fff;font-size:24px;cursor:pointer;z-index:2147483000}",
     ".sb-panel{position:fixed;right:20px;bottom:88px;width:340px;max-height:520px;display:flex;flex-direction:column;background:#fff;color:#111;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);z-index:2147483000;overflow:hidden}",
-    ".sb-panel[hidden]{display:none}",
+    "[hidden]{display:none !important}",
     ".sb-head{background:#2563eb;color:#fff;padding:10px 14px;font-weight:600}",
     ".sb-log{flex:1;overflow-y:auto;padding:10px;min-height:200px}",
     ".sb-msg{margin:4px 0;padding:6px 10px;border-radius:10px;max-width:80%;white-space:pre-wrap;word-wrap:break-word}",
@@ -146,7 +147,7 @@
       node.after(row);
     }
     if (m.from !== "visitor") typingLine.textContent = "";
-    state.lastId = Math.max(state.lastId || 0, m.id);
+    cursor = Math.max(cursor, m.id);
     log.scrollTop = log.scrollHeight;
   }
   function renderAll(messages) {
@@ -208,7 +209,7 @@
     if (!state.token) return;
     if (socketFailures >= 2 || !("WebSocket" in window)) { longPoll(); return; }
     var url = api.replace(/^http/, "ws") + "/ws?token=" + encodeURIComponent(state.token) +
-      "&since=" + (state.lastId || 0);
+      "&since=" + cursor;
     var opened = false;
     socket = new WebSocket(url);
     socket.onopen = function () {
@@ -240,7 +241,7 @@
     host.dataset.transport = "poll";
     flushOutbox();
     (function next() {
-      request("GET", "/messages?wait=1&since=" + (state.lastId || 0)).then(function (r) {
+      request("GET", "/messages?wait=1&since=" + cursor).then(function (r) {
         host.dataset.connected = r.status === 200 ? "yes" : "no";
         if (r.status === 200) renderAll(r.body.messages || []);
         setTimeout(next, r.status === 200 ? 0 : 3000);
@@ -256,7 +257,6 @@
     request("POST", "/visitors").then(function (r) {
       if (r.status !== 200) { showError(r.body.error || "The chat is not available."); return; }
       state.token = r.body.token;
-      state.lastId = 0;
       save();
       connect();
     });
@@ -313,7 +313,7 @@
     settings = s;
     head.textContent = s.title;
     offlineNote.textContent = s.offline_text;
-    if (!state.lastId) log.append(el("div", "sb-msg bot greeting", s.greeting));
+    log.append(el("div", "sb-msg bot greeting", s.greeting));
     layout();
     document.body.append(host);
     begin();
