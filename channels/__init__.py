@@ -11,7 +11,13 @@ from channels.webform.adapter import WebformAdapter
 
 ADAPTERS: dict[str, Adapter] = {
     adapter.kind: adapter
-    for adapter in (WebformAdapter(), TelephonyAdapter(), EmailAdapter(), TelegramAdapter(), WebchatAdapter())
+    for adapter in (
+        WebformAdapter(),
+        TelephonyAdapter(),
+        EmailAdapter(),
+        TelegramAdapter(),
+        WebchatAdapter(),
+    )
 }
 
 # Kinds that can send replies: "module:function" of an async send(config, OutboundMessage),

@@ -224,7 +224,7 @@
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
       if (data.type === "messages") renderAll(data.messages);
-      else if (data.type === "ack") acknowledged(data.id, data.status, data);
+      else if (data.type === "ack") acknowledged(data.id, data.code, data);
       else if (data.type === "typing") typingLine.textContent = "typing…";
     };
     socket.onclose = function () {

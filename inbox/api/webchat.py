@@ -264,7 +264,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
                 status, answer = await take_message(
                     request, channel, config, visitor_id, json.dumps(message).encode()
                 )
-                await ws.send_json({"type": "ack", "id": data.get("id"), "status": status} | answer)
+                await ws.send_json(answer | {"type": "ack", "id": data.get("id"), "code": status})
     finally:
         hub.leave(channel.id, visitor_id, waiter)
         pusher.cancel()

@@ -117,6 +117,7 @@ async def test_visitor_writes_agent_answers_in_the_inbox_and_the_visitor_sees_it
         == "ws"
     )
     assert await agent.evaluate("window.pwned") is None
+    assert await chat.locator(".sb-error").inner_text() == ""  # the socket acknowledged it
     await page.screenshot(path=str(screenshots / "webchat-widget.png"))
 
     # The visitor leaves; meanwhile the agent writes again; back on the site, all is there.
