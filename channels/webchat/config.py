@@ -46,6 +46,7 @@ class ChatConfig:
     )
     max_file_bytes: int = DEFAULT_FILE_BYTES
     rate_limit_per_minute: int = 30  # messages per visitor; 0 switches the limit off
+    visitors_per_minute: int = 20  # new visitor tokens per address (one office, many people)
     business_hours: Mapping[str, JsonValue] | None = None  # None: always online
     title: str = "Chat with us"
     greeting: str = "Hello! How can we help?"
@@ -81,6 +82,7 @@ class ChatConfig:
             prechat=prechat,
             max_file_bytes=positive_int(config, "max_file_bytes", DEFAULT_FILE_BYTES),
             rate_limit_per_minute=positive_int(config, "rate_limit_per_minute", 30),
+            visitors_per_minute=positive_int(config, "visitors_per_minute", 20),
             business_hours=hours,
             title=text_setting(config, "title", defaults.title),
             greeting=text_setting(config, "greeting", defaults.greeting),

@@ -33,7 +33,6 @@ KIND = "webchat"
 WIDGET = Path(channels.webchat.__file__).parent / "widget.js"
 POLL_S = 25.0  # a long poll's longest wait, under common proxies' idle timeouts
 TYPING_EVERY_S = 2.0  # a visitor's typing is told to the inbox at most this often
-NEW_VISITORS_PER_MINUTE = 20  # tokens one address may ask for
 
 
 class Refused(Exception):
@@ -145,7 +144,7 @@ async def settings_view(request: web.Request) -> web.Response:
 async def new_visitor(request: web.Request) -> web.Response:
     channel, config, headers = await channel_of(request)
     key = f"switchboard:rl:webchat-new:{channel.id}:{client_address(request)}"
-    if (wait := await limited(request, key, NEW_VISITORS_PER_MINUTE)) is not None:
+    if (wait := await limited(request, key, config.visitors_per_minute)) is not None:
         raise Refused(429, "too many new visitors from here", headers | {"Retry-After": str(wait)})
     visitor_id, token = issue_token(config.visitor_secret or "")
     return web.json_response({"visitor_id": visitor_id, "token": token}, headers=headers)
