@@ -92,6 +92,13 @@ class Conversation(Timestamped, Base):
         ),
         # The inbox list: newest first within a status, read backwards, with id as tie-breaker.
         Index("ix_conversations_list", "status", "last_message_at", "id"),
+        # A web chat visitor's whole history, resolved conversations included.
+        Index(
+            "ix_conversations_thread",
+            "channel_id",
+            "thread_key",
+            postgresql_where=text("thread_key IS NOT NULL"),
+        ),
     )
 
     channel_id: Mapped[str] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))

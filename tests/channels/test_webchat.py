@@ -251,3 +251,66 @@ async def test_outside_business_hours_the_answer_goes_by_email(
         assert message.meta["channel"]["reply_by"] == "email"
         conversation = (await session.scalars(select(Conversation))).one()
         assert conversation.subject == "Web chat (offline)"
+
+
+async def test_over_the_socket_a_message_is_acknowledged_and_history_follows_the_cursor(
+    client: Client, sessions: Sessions, run_worker: Callable[[], Any]
+) -> None:
+    channel = await make_channel(sessions)
+    headers = await new_visitor(client, channel)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    ws = await client.ws_connect(
+        f"/webchat/{channel.id}/ws?token={token}", headers={"Origin": SITE}
+    )
+    message = {"id": "s1", "text": "Via de socket", "name": "Sanne"}
+    await ws.send_json({"type": "message", "id": "s1", "message": message})
+    ack = await ws.receive_json(timeout=10)
+    assert (ack["type"], ack["id"], ack["code"]) == ("ack", "s1", 202)
+    await ws.send_json({"type": "message", "id": "s1", "message": message})
+    assert (await ws.receive_json(timeout=10))["code"] == 200  # the outbox sent it again
+    await run_worker()
+    pushed = await ws.receive_json(timeout=10)  # the worker's realtime event woke the socket
+    assert pushed["type"] == "messages"
+    assert [m["text"] for m in pushed["messages"]] == ["Via de socket"]
+    await ws.close()
+    newest = pushed["messages"][-1]["id"]
+    again = await client.ws_connect(
+        f"/webchat/{channel.id}/ws?token={token}&since={newest}", headers={"Origin": SITE}
+    )
+    await client.post(
+        f"/webchat/{channel.id}/messages", json={"id": "s2", "text": "Nummer twee"}, headers=headers
+    )
+    await run_worker()
+    later = await again.receive_json(timeout=10)
+    assert [m["text"] for m in later["messages"]] == ["Nummer twee"]  # nothing twice
+    await again.close()
+
+
+async def test_the_first_line_bot_answers_a_visitor(
+    client: Client, sessions: Sessions, run_worker: Callable[[], Any]
+) -> None:
+    from inbox.bot.demo import seed_knowledge_base
+
+    async with sessions() as session, session.begin():
+        await seed_knowledge_base(session)
+    channel = await make_channel(sessions, bot={"enabled": True})
+    headers = await new_visitor(client, channel)
+    response = await client.post(
+        f"/webchat/{channel.id}/messages",
+        json={"id": "b1", "text": "Wat zijn jullie openingstijden?"},
+        headers=headers,
+    )
+    assert response.status == 202
+    await run_worker()
+    await run_worker()  # the bot's turn runs as a job of its own
+    shown = (await (await client.get(f"/webchat/{channel.id}/messages", headers=headers)).json())[
+        "messages"
+    ]
+    assert [m["from"] for m in shown][:2] == ["visitor", "bot"]
+    async with sessions() as session:
+        answer = (
+            await session.scalars(select(Message).where(Message.direction == "outbound"))
+        ).first()
+        assert answer is not None and answer.status == "sent"
+        visitor_id = headers["Authorization"].split(".")[1]
+        assert answer.meta["to"] == visitor_id  # on the chat, to this visitor
