@@ -46,7 +46,7 @@
   var style = el("style");
   style.textContent = [
     ":host{all:initial;font:14px/1.4 system-ui,sans-serif}",
-    ".sb-bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#2563eb;color:#fff;font-size:24px;cursor:pointer;z-index:2147483000}",
+    ".sb-bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#2563eb;color:#fff;font-size:13px;font-weight:600;cursor:pointer;z-index:2147483000}",
     ".sb-panel{position:fixed;right:20px;bottom:88px;width:340px;max-height:520px;display:flex;flex-direction:column;background:#fff;color:#111;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);z-index:2147483000;overflow:hidden}",
     "[hidden]{display:none !important}",
     ".sb-head{background:#2563eb;color:#fff;padding:10px 14px;font-weight:600}",
@@ -63,7 +63,7 @@
     ".sb-error{color:#b91c1c;font-size:12px;padding:0 10px}",
     ".sb-offline{font-size:12px;background:#fef3c7;padding:6px 10px}"
   ].join("\n");
-  var bubble = el("button", "sb-bubble", "💬");
+  var bubble = el("button", "sb-bubble", "Chat");
   bubble.setAttribute("aria-label", "Chat");
   var panel = el("div", "sb-panel");
   panel.hidden = true;
@@ -90,7 +90,7 @@
   var fileInput = el("input", "sb-file");
   fileInput.type = "file";
   fileInput.hidden = true;
-  var attach = el("button", "sb-attach", "📎");
+  var attach = el("button", "sb-attach", "File");
   attach.type = "button";
   var send = el("button", "sb-send", "Send");
   send.type = "button";
@@ -131,7 +131,7 @@
     } else {
       node = el("div", "sb-msg " + m.from);
       node.textContent = m.text || "";
-      (m.files || []).forEach(function (f) { node.append(el("div", "sb-file-name", "📎 " + f.filename)); });
+      (m.files || []).forEach(function (f) { node.append(el("div", "sb-file-name", "File: " + f.filename)); });
       log.append(node);
     }
     node.dataset.id = m.id;
@@ -164,7 +164,7 @@
     state.outbox = (state.outbox || []).concat([message]);
     save();
     var node = el("div", "sb-msg visitor pending", text || "");
-    files.forEach(function (f) { node.append(el("div", "sb-file-name", "📎 " + f.name)); });
+    files.forEach(function (f) { node.append(el("div", "sb-file-name", "File: " + f.name)); });
     pending[message.id] = node;
     log.append(node);
     log.scrollTop = log.scrollHeight;
