@@ -6,11 +6,18 @@ from channels.base import Adapter
 from channels.mail.adapter import EmailAdapter
 from channels.telegram.adapter import TelegramAdapter
 from channels.telephony.adapter import TelephonyAdapter
+from channels.webchat.adapter import WebchatAdapter
 from channels.webform.adapter import WebformAdapter
 
 ADAPTERS: dict[str, Adapter] = {
     adapter.kind: adapter
-    for adapter in (WebformAdapter(), TelephonyAdapter(), EmailAdapter(), TelegramAdapter())
+    for adapter in (
+        WebformAdapter(),
+        TelephonyAdapter(),
+        EmailAdapter(),
+        TelegramAdapter(),
+        WebchatAdapter(),
+    )
 }
 
 # Kinds that can send replies: "module:function" of an async send(config, OutboundMessage),
@@ -18,6 +25,7 @@ ADAPTERS: dict[str, Adapter] = {
 SENDERS: dict[str, str] = {
     "email": "channels.mail.smtp:send",
     "telegram": "channels.telegram.sender:send",
+    "webchat": "channels.webchat.sender:send",
 }
 
 

@@ -94,6 +94,13 @@ class Conversation(Timestamped, Base):
         Index("ix_conversations_list", "status", "last_message_at", "id"),
         # Reports read conversations by when they arrived.
         Index("ix_conversations_created_at", "created_at"),
+        # A web chat visitor's whole history, resolved conversations included.
+        Index(
+            "ix_conversations_thread",
+            "channel_id",
+            "thread_key",
+            postgresql_where=text("thread_key IS NOT NULL"),
+        ),
     )
 
     channel_id: Mapped[str] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))

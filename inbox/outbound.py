@@ -47,7 +47,9 @@ async def reply_route(session: AsyncSession, conversation: Conversation) -> tupl
         )
     ).first()
     meta: dict[str, Any] = last_inbound.meta if last_inbound else {}
-    if channel.kind in SENDERS and (address := meta.get("reply_address")):
+    # A message left outside a chat's business hours asks for the answer by e-mail.
+    by_email = meta.get("channel", {}).get("reply_by") == "email"
+    if channel.kind in SENDERS and not by_email and (address := meta.get("reply_address")):
         return channel, str(address)
     # Forms and call logs have no way back of their own: answer by e-mail when we can.
     email = await customer_email(session, conversation)

@@ -41,7 +41,7 @@ from inbox.routing import sla
 
 log = structlog.get_logger(__name__)
 
-BOT_KINDS = frozenset({"telegram"})  # chat channels the bot talks on (WhatsApp, web chat next)
+BOT_KINDS = frozenset({"telegram", "webchat"})  # chat channels the bot talks on
 DOWNLOAD_KINDS = frozenset({"telegram"})  # attachments arrive as a reference, fetched later
 GROUP_TYPES = frozenset({"group", "supergroup"})
 HANDOVER_WORDS = (

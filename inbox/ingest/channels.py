@@ -32,7 +32,7 @@ def describe(channel: Channel, base_url: str) -> dict[str, Any]:
     secrets = {
         name: value for name in adapter.secret_names() if (value := lookup(channel.config, name))
     }
-    return {
+    info = {
         "id": channel.id,
         "kind": channel.kind,
         "name": channel.name,
@@ -43,6 +43,11 @@ def describe(channel: Channel, base_url: str) -> dict[str, Any]:
         "config": channel.config,
         "secrets": secrets,
     }
+    if channel.kind == "webchat":  # what the site's pages embed
+        script = base_url.rstrip("/") + "/webchat/widget.js"
+        info["widget_url"] = script
+        info["embed"] = f'<script src="{script}" data-channel="{channel.id}" async></script>'
+    return info
 
 
 async def add_channel(

@@ -9,7 +9,15 @@ from aiohttp import web
 from sqlalchemy import select
 
 from channels import ADAPTERS
-from channels.base import Adapter, AdapterError, Delivery, JsonObject, ParseError, Unauthorized
+from channels.base import (
+    Accepted,
+    Adapter,
+    AdapterError,
+    Delivery,
+    JsonObject,
+    ParseError,
+    Unauthorized,
+)
 from inbox import metrics, ratelimit
 from inbox.ingest.journal import FastJournal
 from inbox.models import Channel
@@ -156,11 +164,23 @@ async def receive(request: web.Request) -> web.StreamResponse:
         log.error("channel misconfigured", kind=kind, channel_id=channel_id, error=str(exc))
         return answer(503, {"error": "this channel is misconfigured"}, cors)
 
+    status, reply, accepted = await accept_delivery(request.app, kind, adapter, channel, delivery)
+    if accepted is not None and accepted.redirect_to:
+        raise web.HTTPSeeOther(accepted.redirect_to, headers=cors)
+    return answer(status, reply, cors)
+
+
+async def accept_delivery(
+    app: web.Application, kind: str, adapter: Adapter, channel: ChannelInfo, delivery: Delivery
+) -> tuple[int, dict[str, object], Accepted | None]:
+    """Journal an authenticated delivery (as failed when it does not parse): the answer's
+    status and body, and what the adapter made of it."""
+    channel_id = channel.id
     try:
         accepted = adapter.accept(channel.config, delivery)
     except AdapterError as exc:
         status = exc.status if isinstance(exc, ParseError) else 400
-        event_id, _ = await request.app[JOURNAL].add(
+        event_id, _ = await app[JOURNAL].add(
             channel_id=channel_id,
             external_id=f"invalid:{delivery.body_hash()}",
             delivery=delivery,
@@ -169,10 +189,10 @@ async def receive(request: web.Request) -> web.StreamResponse:
         )
         metrics.DELIVERIES.labels(kind, str(status)).inc()
         log.info("delivery kept as failed", kind=kind, event_id=event_id, reason=exc.reason)
-        return answer(status, {"error": exc.reason, "event_id": event_id}, cors)
+        return status, {"error": exc.reason, "event_id": event_id}, None
 
     # Committed before the answer; the workers are woken by a NOTIFY, no job per delivery.
-    event_id, new = await request.app[JOURNAL].add(
+    event_id, new = await app[JOURNAL].add(
         channel_id=channel_id,
         external_id=accepted.external_id,
         delivery=delivery,
@@ -181,13 +201,8 @@ async def receive(request: web.Request) -> web.StreamResponse:
         sender_key=accepted.sender_key,
     )
     metrics.DELIVERIES.labels(kind, "202" if new else "200").inc()
-    if accepted.redirect_to:
-        raise web.HTTPSeeOther(accepted.redirect_to, headers=cors)
-    return answer(
-        202 if new else 200,
-        {"status": "accepted", "event_id": event_id, "duplicate": not new},
-        cors,
-    )
+    body: dict[str, object] = {"status": "accepted", "event_id": event_id, "duplicate": not new}
+    return 202 if new else 200, body, accepted
 
 
 def add_routes(app: web.Application) -> None:

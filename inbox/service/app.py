@@ -36,6 +36,7 @@ import inbox.api.sla  # (registers SLA policies, business hours, a conversation'
 import inbox.api.tasks  # noqa: F401  (registers tasks)
 from inbox import web as web_pages
 from inbox.api import session as api_session
+from inbox.api import webchat as webchat_routes
 from inbox.api import ws
 from inbox.db import make_engine, make_sessions
 from inbox.ingest import webhooks
@@ -106,6 +107,7 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     api_session.add_routes(app)
     ws.add_routes(app)
     web_pages.add_routes(app)
+    webchat_routes.add_routes(app)
     return app
 
 

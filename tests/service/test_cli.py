@@ -247,3 +247,20 @@ def test_search_command_finds_the_demo_contact(data_dir: Path) -> None:
     results = json.loads(found.stdout)
     assert results["contact"][0]["title"] == "Jan Visser"
     assert results["contact"][0]["subtitle"] == "Hamerslag B.V."
+
+
+def test_channels_add_webchat_gives_the_embed_snippet(data_dir: Path) -> None:
+    config = '{"allowed_origins": ["https://www.kozijnen.example"]}'
+    added = switchboard(
+        data_dir, "channels", "add", "webchat", "--name", "Website", "--config", config, "--json"
+    )
+    assert added.returncode == 0, added.stderr
+    channel = json.loads(added.stdout)
+    assert channel["kind"] == "webchat"
+    assert f'data-channel="{channel["id"]}"' in channel["embed"]
+    assert channel["widget_url"].endswith("/webchat/widget.js")
+    assert len(channel["secrets"]["visitor_secret"]) >= 32
+    bad = '{"allowed_origins": ["kozijnen.example/page"]}'
+    refused = switchboard(data_dir, "channels", "add", "webchat", "--name", "X", "--config", bad)
+    assert refused.returncode != 0
+    assert "not an origin" in refused.stderr
