@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import inbox.bot.models
 import inbox.models
+import inbox.outbox.models  # (registers the outbound webhook tables)
 import inbox.routing.models  # noqa: F401  (registers the routing and SLA tables)
 from crm.base import Base
 

@@ -16,6 +16,7 @@ from inbox.ingest import bulk, pipeline
 from inbox.ingest.journal import delivery_from
 from inbox.ingest.pipeline import Outcome, Policy, ProcessingError, retryable
 from inbox.models import Channel, Event, Message
+from inbox.outbox import events as outbox_events
 from inbox.routing import sla
 
 log = structlog.get_logger(__name__)
@@ -175,6 +176,10 @@ async def process_events(
                 waiting.add(event.partition_key)
             outcomes[event.id] = outcome
     await record_outcomes(session, list(outcomes.values()), now)
+    # Outbound webhook events of the whole batch, in its transaction: one statement.
+    await outbox_events.emit_ingested(
+        session, [o.event_id for o in outcomes.values() if o.status == "processed"]
+    )
     return [outcomes[e.id] for e in events]
 
 
