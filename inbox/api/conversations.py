@@ -259,6 +259,7 @@ async def reply(req: ApiRequest) -> MessageOut:
             )
         except CannotSend as exc:
             raise ApiError(409, "cannot_send", str(exc)) from None
+        await outbox_events.emit_messages(session, [message.id])
         if req.principal.scope != "bot":
             await session.execute(
                 update(Task)

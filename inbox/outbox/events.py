@@ -94,6 +94,14 @@ SELECT CAST(:event_type AS text) AS event_type, c.id AS conversation_id,
 FROM conversations c WHERE c.id = ANY(CAST(:ids AS bigint[]))
 """
 
+MESSAGES = f"""
+SELECT 'message.created' AS event_type, c.id AS conversation_id,
+       jsonb_build_object('message', {MESSAGE}, 'conversation', {CONVERSATION}) AS data,
+       m.id AS seq, 0 AS rank
+FROM messages m JOIN conversations c ON c.id = m.conversation_id
+WHERE m.id = ANY(CAST(:ids AS bigint[]))
+"""
+
 TASKS = f"""
 SELECT CAST(:event_type AS text) AS event_type, t.conversation_id,
        jsonb_build_object('task', {TASK}) AS data, t.id AS seq, 0 AS rank
@@ -117,6 +125,14 @@ async def emit_conversations(
     await session.flush()
     params = {"event_type": event_type, "ids": list(ids), "actor": actor_id}
     return await _fan_out(session, CONVERSATIONS, params)
+
+
+async def emit_messages(session: AsyncSession, ids: Sequence[int]) -> int:
+    """message.created for messages written outside ingest: agents' and bots' replies (flushed)."""
+    if not ids:
+        return 0
+    await session.flush()
+    return await _fan_out(session, MESSAGES, {"ids": list(ids)})
 
 
 async def emit_tasks(session: AsyncSession, event_type: str, ids: Sequence[int]) -> int:

@@ -20,9 +20,10 @@ from crm.models import User
 from inbox.bot.external import DELIVERY, EVENT, verify
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
-from inbox.models import Channel, Conversation
+from inbox.models import Channel, Conversation, Message
 from inbox.outbox import delivery
 from inbox.outbox.delivery import GuardedResolver, Rules, refused_url
+from inbox.outbox.events import emit_messages
 from inbox.outbox.models import EVENT_TYPES, WebhookDelivery, WebhookSubscription
 from inbox.routing.models import Notification
 from inbox.settings import Settings
@@ -425,3 +426,33 @@ async def test_assigning_and_resolving_write_their_events_with_the_change(
     assert assigned_data["conversation"]["assignee_id"] == admin_id
     assert assigned_data["actor_id"] == admin_id
     assert rows[1].payload["data"]["conversation"]["status"] == "resolved"
+
+
+async def test_a_reply_written_outside_ingest_is_a_message_created_event(
+    sessions: Sessions, ctx: dict[str, Any]
+) -> None:
+    await ingest_calls(sessions, ctx, [call_log("c1", "06-12345601")])
+    await subscribe(sessions, "https://93.184.216.34/hook", ["message.created"])
+    async with sessions() as session, session.begin():
+        conversation = (await session.scalars(select(Conversation))).one()
+        reply = Message(
+            conversation_id=conversation.id,
+            channel_id=conversation.channel_id,
+            external_id="reply-1",
+            direction="outbound",
+            kind="message",
+            text="We bellen u terug.",
+            sent_at=datetime.now(UTC),
+            status="queued",
+        )
+        session.add(reply)
+        await session.flush()
+        assert await emit_messages(session, [reply.id]) == 1
+    (row,) = await outbox(sessions)
+    message = row.payload["data"]["message"]
+    assert (row.event_type, row.conversation_id) == ("message.created", conversation.id)
+    assert (message["id"], message["direction"], message["text"]) == (
+        reply.id,
+        "outbound",
+        "We bellen u terug.",
+    )
