@@ -54,8 +54,9 @@ FROM ev JOIN webhook_subscriptions s ON s.active AND ev.event_type = ANY(s.event
 ORDER BY ev.seq, ev.rank, s.id
 """
 
-# What a batch of ingested events changed: its messages, the conversations they opened, the
-# leads, calls and tasks created with them (rows of this transaction carry its now()).
+# What a batch of ingested events changed: its messages, the conversations they opened (and
+# whom routing assigned them to), the leads, calls and tasks created with them (rows of this
+# transaction carry its now()).
 INGEST = f"""
 WITH m AS MATERIALIZED (
     SELECT * FROM messages WHERE event_id = ANY(CAST(:ids AS bigint[]))
@@ -69,20 +70,24 @@ SELECT 'conversation.created' AS event_type, c.id AS conversation_id,
        jsonb_build_object('conversation', {CONVERSATION}) AS data, m.id AS seq, 0 AS rank
 FROM opened m JOIN conversations c ON c.id = m.conversation_id
 UNION ALL
+SELECT 'conversation.assigned', c.id,
+       jsonb_build_object('conversation', {CONVERSATION}, 'actor_id', NULL), m.id, 1
+FROM opened m JOIN conversations c ON c.id = m.conversation_id AND c.assignee_id IS NOT NULL
+UNION ALL
 SELECT 'lead.created', c.id, jsonb_build_object('lead', {LEAD}, 'conversation_id', c.id),
-       m.id, 1
+       m.id, 2
 FROM opened m JOIN conversations c ON c.id = m.conversation_id
 JOIN leads l ON l.id = c.lead_id AND l.created_at = now()
 UNION ALL
 SELECT 'message.created', c.id,
-       jsonb_build_object('message', {MESSAGE}, 'conversation', {CONVERSATION}), m.id, 2
+       jsonb_build_object('message', {MESSAGE}, 'conversation', {CONVERSATION}), m.id, 3
 FROM m JOIN conversations c ON c.id = m.conversation_id
 UNION ALL
-SELECT 'call.logged', m.conversation_id, jsonb_build_object('call', {CALL}), m.id, 3
+SELECT 'call.logged', m.conversation_id, jsonb_build_object('call', {CALL}), m.id, 4
 FROM m JOIN activities a
   ON a.channel_id = m.channel_id AND a.external_id = m.external_id AND a.kind = 'call'
 UNION ALL
-SELECT 'task.created', t.conversation_id, jsonb_build_object('task', {TASK}), last_of.seq, 4
+SELECT 'task.created', t.conversation_id, jsonb_build_object('task', {TASK}), last_of.seq, 5
 FROM last_of JOIN tasks t ON t.conversation_id = last_of.conversation_id AND t.created_at = now()
 """
 

@@ -28,6 +28,7 @@ from inbox.outbox.models import EVENT_TYPES, WebhookDelivery, WebhookSubscriptio
 from inbox.routing.models import Notification
 from inbox.settings import Settings
 from tests.ingest.test_drain import journal_call
+from tests.ingest.test_ingest import make_channel, make_team, post_form
 from workers.jobs import process_batch
 from workers.webhooks import deliver_webhooks
 from workers.worker import policy_from
@@ -456,3 +457,35 @@ async def test_a_reply_written_outside_ingest_is_a_message_created_event(
         "outbound",
         "We bellen u terug.",
     )
+
+
+async def test_a_form_from_a_new_sender_reaches_the_integrator_signed_and_in_order(
+    client: Client,
+    sessions: Sessions,
+    run_worker: Callable[[], Any],
+    ctx: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    async with sessions() as session, session.begin():
+        await make_team(session, "Verkoop", "Ank", "Bert")
+    channel = await make_channel(sessions, "webform", {}, team="Verkoop")
+    await subscribe(sessions, receiver.url)
+    form = {"name": "Jan Visser", "email": "jan@hamerslag.nl", "message": "Graag een offerte."}
+    assert (await post_form(client, channel, form)).status == 202
+    await run_worker()  # the ingest batch writes the events
+
+    assert (await deliver_webhooks(ctx))["delivered"] == 5
+
+    assert [b["type"] for b in receiver.received] == [
+        "conversation.created",
+        "conversation.assigned",
+        "lead.created",
+        "message.created",
+        "task.created",
+    ]
+    created, assigned, lead, message, task = (b["data"] for b in receiver.received)
+    conversation_id = created["conversation"]["id"]
+    assert assigned["conversation"]["assignee_id"] == task["task"]["assignee_id"] is not None
+    assert lead["lead"]["name"] == "Jan Visser" and lead["conversation_id"] == conversation_id
+    assert message["message"]["text"] == "Graag een offerte."
+    assert task["task"]["kind"] == "follow_up_lead"

@@ -9,22 +9,14 @@ from sqlalchemy import select
 
 from crm.models import Task
 from inbox.outbox.models import WebhookDelivery, WebhookSubscription
-from inbox.routing.models import SlaPolicy
+from tests.routing.test_sla import office_policy
 from workers.sla import sweep_sla
 
 
 async def test_an_escalated_task_is_a_task_overdue_event_once(world: Any) -> None:
     team, _ = await world.team("Service", "Ank")
+    await office_policy(world, business_hours=False)  # first response in 120 min
     async with world.sessions() as session, session.begin():
-        session.add(
-            SlaPolicy(
-                name="Snel",
-                business_hours=False,
-                targets={"normal": {"first_response": 60}},
-                remind_before_minutes=15,
-                is_default=True,
-            )
-        )
         session.add(
             WebhookSubscription(
                 url="https://93.184.216.34/hook",
@@ -40,9 +32,9 @@ async def test_an_escalated_task_is_a_task_overdue_event_once(world: Any) -> Non
         at = world.start + timedelta(minutes=minutes)
         return {"sessions": world.sessions, "clock": lambda: at}
 
-    await sweep_sla(ctx(50))  # a reminder is no event
-    assert (await sweep_sla(ctx(61)))["escalated"] == 1
-    await sweep_sla(ctx(120))
+    await sweep_sla(ctx(100))  # a reminder is no event
+    assert (await sweep_sla(ctx(121)))["escalated"] == 1
+    await sweep_sla(ctx(240))
 
     async with world.sessions() as session:
         rows = (await session.scalars(select(WebhookDelivery))).all()
