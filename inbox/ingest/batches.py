@@ -131,6 +131,7 @@ async def process_events(
             continue
         work.append((event, channel, msg))
     known = await stored_messages(session, [(c.id, m.external_id) for _, c, m in work])
+    existing = frozenset(known)  # before this batch: an update of these is no new message
     try:
         async with session.begin_nested():
             # New messages go together, set-based; the rest one by one. A sender's message that
@@ -178,7 +179,12 @@ async def process_events(
     await record_outcomes(session, list(outcomes.values()), now)
     # Outbound webhook events of the whole batch, in its transaction: one statement.
     await outbox_events.emit_ingested(
-        session, [o.event_id for o in outcomes.values() if o.status == "processed"]
+        session,
+        {
+            (c.id, m.external_id)
+            for e, c, m in work
+            if outcomes[e.id].status == "processed" and (c.id, m.external_id) not in existing
+        },
     )
     return [outcomes[e.id] for e in events]
 

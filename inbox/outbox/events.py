@@ -3,7 +3,7 @@ one statement per batch of ingested events or per API change, one row per subscr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +59,12 @@ ORDER BY ev.seq, ev.rank, s.id
 # transaction carry its now()).
 INGEST = f"""
 WITH m AS MATERIALIZED (
-    SELECT * FROM messages WHERE event_id = ANY(CAST(:ids AS bigint[]))
+    -- Two ANY lists the unique (channel_id, external_id) index answers, then the exact pairs.
+    SELECT * FROM messages
+    WHERE external_id = ANY(CAST(:externals AS text[]))
+      AND channel_id = ANY(CAST(:channels AS text[]))
+      AND (channel_id, external_id) IN (
+          SELECT * FROM unnest(CAST(:channels AS text[]), CAST(:externals AS text[])))
 ), opened AS (
     SELECT m.* FROM m WHERE NOT EXISTS (
         SELECT 1 FROM messages p WHERE p.conversation_id = m.conversation_id AND p.id < m.id)
@@ -114,11 +119,14 @@ FROM tasks t WHERE t.id = ANY(CAST(:ids AS bigint[]))
 """
 
 
-async def emit_ingested(session: AsyncSession, event_ids: Sequence[int]) -> int:
-    """The events of a batch of journal events just stored: one statement for the batch."""
-    if not event_ids:
+async def emit_ingested(session: AsyncSession, new_messages: Collection[tuple[str, str]]) -> int:
+    """The events of the messages a batch created, given as (channel id, external id): one
+    statement for the batch."""
+    if not new_messages:
         return 0
-    return await _fan_out(session, INGEST, {"ids": list(event_ids)})
+    pairs = sorted(new_messages)
+    params = {"channels": [p[0] for p in pairs], "externals": [p[1] for p in pairs]}
+    return await _fan_out(session, INGEST, params)
 
 
 async def emit_conversations(
