@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     worker_max_jobs: int = 50
     worker_drainers: int = 2  # journal-draining loops per worker process
     ingest_batch: int = 100  # events per drain transaction
+    # Outbound webhooks: retried with exponential back-off for the window, then given up; a
+    # subscription failing that long is disabled. Loopback destinations only when allowed.
+    webhook_retry_window_s: float = 24 * 3600
+    webhook_backoff_s: float = 10.0  # the first retry's delay; doubles per attempt, at most 1 h
+    webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 100
+    webhook_allow_loopback: bool = False
     log_level: str = "INFO"
     log_json: bool = False
 

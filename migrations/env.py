@@ -13,6 +13,7 @@ import crm.lists
 import crm.opportunities  # noqa: F401  (registers pipelines, opportunities, lists)
 import inbox.bot.models
 import inbox.models
+import inbox.outbox.models  # (registers the outbound webhook tables)
 import inbox.routing.models  # noqa: F401  (registers the routing and SLA tables)
 from crm.base import Base
 

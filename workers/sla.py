@@ -18,6 +18,7 @@ from inbox.db import Sessions
 from inbox.history import record
 from inbox.ingest.journal import enqueue_send
 from inbox.models import Conversation
+from inbox.outbox import events as outbox_events
 from inbox.routing import notifications
 from inbox.routing.assignment import drain_all
 from inbox.routing.models import Acknowledgement
@@ -39,6 +40,7 @@ async def sweep_sla(ctx: Ctx) -> dict[str, int]:
     now = clock_of(ctx)
     async with sessions() as session, session.begin():
         result = await sweep(session, now)
+        await outbox_events.emit_tasks(session, "task.overdue", result.escalated)
     if result.reminded or result.escalated or result.resolution_breached:
         log.info(
             "sla sweep",

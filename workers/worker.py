@@ -15,6 +15,7 @@ from inbox.ingest.journal import asyncpg_dsn
 from inbox.ingest.pipeline import Policy
 from inbox.settings import Settings
 from workers import bot as chat
+from workers import webhooks
 from workers.dedup import duplicate_clusters
 from workers.jobs import (
     Ctx,
@@ -53,6 +54,7 @@ CRON_JOBS = [
     cron(send_acknowledgements, second=set(range(1, 60, 5)), unique=True, run_at_startup=False),
     cron(duplicate_clusters, minute={17}, second={0}, unique=True, run_at_startup=False),
     *chat.CRON_JOBS,
+    cron(webhooks.deliver_webhooks, second=set(range(60)), unique=True, run_at_startup=True),
 ]
 
 
@@ -75,6 +77,7 @@ def make_worker(
         ctx["batch"] = settings.ingest_batch
         ctx.update(extra_ctx or {})
         await chat.startup(ctx)
+        webhooks.startup(ctx, settings)
         if burst:
             # Drain what is journaled now; the jobs queued meanwhile drain what comes later.
             await recover_pending(ctx)
@@ -87,6 +90,7 @@ def make_worker(
         if "drainer" in ctx:
             await ctx["drainer"].stop()
         await chat.shutdown(ctx)
+        await webhooks.shutdown(ctx)
         engine = ctx.get("engine")
         if engine is not None:
             await engine.dispose()
@@ -99,6 +103,7 @@ def make_worker(
             func(sync_mailbox, timeout=SESSION_S + 120),
             deliver_notifications,
             *chat.FUNCTIONS,
+            webhooks.deliver_webhooks,
         ],
         # A burst worker (tests, `worker --burst`) drains the queue and stops: no cron jobs.
         cron_jobs=[] if burst else CRON_JOBS,

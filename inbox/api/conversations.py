@@ -25,6 +25,7 @@ from inbox.models import (
     Message,
 )
 from inbox.outbound import CannotSend, add_note, queue_reply
+from inbox.outbox import events as outbox_events
 from inbox.schemas import (
     AssignIn,
     AttachmentOut,
@@ -258,6 +259,7 @@ async def reply(req: ApiRequest) -> MessageOut:
             )
         except CannotSend as exc:
             raise ApiError(409, "cannot_send", str(exc)) from None
+        await outbox_events.emit_messages(session, [message.id])
         if req.principal.scope != "bot":
             await session.execute(
                 update(Task)
@@ -322,6 +324,9 @@ async def assign(req: ApiRequest) -> ConversationOut:
             before={"assignee_id": before[0], "team_id": before[1]},
             after={"assignee_id": conversation.assignee_id, "team_id": conversation.team_id},
         )
+        await outbox_events.emit_conversations(
+            session, "conversation.assigned", [conversation.id], req.principal.user_id
+        )
         kinds = await channel_kinds(session)
     await realtime.publish(req.request.app[ARQ], "conversation.assigned", conversation)
     return conversation_out(conversation, kinds)
@@ -365,6 +370,10 @@ async def set_status(req: ApiRequest) -> ConversationOut:
             after=body.status,
             snoozed_until=body.snoozed_until.isoformat() if body.snoozed_until else None,
         )
+        if body.status == "resolved" and before != "resolved":
+            await outbox_events.emit_conversations(
+                session, "conversation.resolved", [conversation.id], req.principal.user_id
+            )
         kinds = await channel_kinds(session)
     await realtime.publish(req.request.app[ARQ], "conversation.status", conversation)
     return conversation_out(conversation, kinds)

@@ -41,6 +41,21 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+def signed_headers(
+    secret: str, body: bytes, delivery_id: str, event: str, agent: str
+) -> dict[str, str]:
+    """The headers of one signed POST: JSON, fresh timestamp, signature, ids."""
+    stamp = str(int(time.time()))
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": agent,
+        TIMESTAMP: stamp,
+        SIGNATURE: signature(secret, stamp, body),
+        DELIVERY: delivery_id,
+        EVENT: event,
+    }
+
+
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> bool:
     """What a receiving bot checks: a fresh timestamp and a matching signature."""
     stamp = headers.get(TIMESTAMP, "")
@@ -123,15 +138,7 @@ async def post(
 ) -> str | None:
     """Deliver one event; None when the bot took it (2xx), else why not."""
     raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-    stamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Switchboard-Bot-Webhook/1",
-        TIMESTAMP: stamp,
-        SIGNATURE: signature(bot.secret, stamp, raw),
-        DELIVERY: delivery_id,
-        EVENT: event,
-    }
+    headers = signed_headers(bot.secret, raw, delivery_id, event, "Switchboard-Bot-Webhook/1")
     try:
         async with http.post(
             bot.url,

@@ -16,6 +16,7 @@ from inbox.ingest import bulk, pipeline
 from inbox.ingest.journal import delivery_from
 from inbox.ingest.pipeline import Outcome, Policy, ProcessingError, retryable
 from inbox.models import Channel, Event, Message
+from inbox.outbox import events as outbox_events
 from inbox.routing import sla
 
 log = structlog.get_logger(__name__)
@@ -130,6 +131,7 @@ async def process_events(
             continue
         work.append((event, channel, msg))
     known = await stored_messages(session, [(c.id, m.external_id) for _, c, m in work])
+    existing = frozenset(known)  # before this batch: an update of these is no new message
     try:
         async with session.begin_nested():
             # New messages go together, set-based; the rest one by one. A sender's message that
@@ -175,6 +177,15 @@ async def process_events(
                 waiting.add(event.partition_key)
             outcomes[event.id] = outcome
     await record_outcomes(session, list(outcomes.values()), now)
+    # Outbound webhook events of the whole batch, in its transaction: one statement.
+    await outbox_events.emit_ingested(
+        session,
+        {
+            (c.id, m.external_id)
+            for e, c, m in work
+            if outcomes[e.id].status == "processed" and (c.id, m.external_id) not in existing
+        },
+    )
     return [outcomes[e.id] for e in events]
 
 

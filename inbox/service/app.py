@@ -33,6 +33,7 @@ import inbox.api.reports  # (registers the reports)
 import inbox.api.routing  # (registers the routing rules)
 import inbox.api.search  # (registers search)
 import inbox.api.sla  # (registers SLA policies, business hours, a conversation's SLA)
+import inbox.api.subscriptions  # (registers outbound webhook subscriptions)
 import inbox.api.tasks  # noqa: F401  (registers tasks)
 from inbox import web as web_pages
 from inbox.api import session as api_session
