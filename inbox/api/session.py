@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from crm.models import User
 from inbox.api.auth import (
     authenticate,
     check_login,
@@ -14,6 +15,7 @@ from inbox.api.auth import (
     set_session_cookie,
 )
 from inbox.api.router import API, ApiError, ApiRequest, error_response
+from inbox.models import Channel
 from inbox.schemas import LoginIn, Me, TokenIn, TokenOut
 from inbox.state import SESSIONS
 
@@ -104,6 +106,10 @@ async def create_token(req: ApiRequest) -> TokenOut:
     if body.scope == "bot" and not body.channel_id:
         raise ApiError(422, "invalid", "a bot token needs a channel_id")
     async with req.sessions() as session, session.begin():
+        if body.channel_id is not None and await session.get(Channel, body.channel_id) is None:
+            raise ApiError(422, "invalid", "no such channel")
+        if await session.get(User, user_id) is None:
+            raise ApiError(422, "invalid", "no such user")
         token = await create_api_token(session, user_id, body.name, body.scope, body.channel_id)
     return TokenOut(token=token, scope=body.scope, user_id=user_id)
 
