@@ -4,6 +4,7 @@ as an admin and as an agent never get a 5xx, and every answer matches the docume
 from __future__ import annotations
 
 import schemathesis
+from fault_peers import examples
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -13,7 +14,6 @@ from schemathesis.specs.openapi.checks import (
 
 import inbox.service.app  # noqa: F401  (registers every route of the API)
 from inbox.api.router import API
-from fault_peers import examples
 
 SCHEMA = schemathesis.openapi.from_dict(API.openapi())
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
