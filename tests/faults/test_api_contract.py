@@ -31,4 +31,3 @@ def test_generated_calls_get_no_5xx_and_match_the_document(
 ) -> None:
     for headers in role_headers.values():
         case.call_and_validate(base_url=live_url, headers=headers, checks=CHECKS, timeout=30)
-
