@@ -36,6 +36,8 @@ def load_update(body: bytes) -> JsonObject:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ParseError("body is not JSON we read: nested too deeply") from None
     if not isinstance(data, dict):
         raise ParseError("body is not a JSON object (a Telegram Update)")
     update_id = data.get("update_id")

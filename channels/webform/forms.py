@@ -106,6 +106,8 @@ def load_json(body: bytes) -> JsonValue:
         raise ParseError("JSON body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ParseError(f"broken JSON: {exc}") from None
+    except RecursionError:
+        raise ParseError("JSON nested too deeply") from None
     return data
 
 
