@@ -11,6 +11,9 @@ from support import fixture_bytes
 
 from channels.telephony.twilio import twilio_signature
 from channels.webform.auth import typeform_signature
+from inbox.db import Sessions
+from inbox.ingest.channels import add_channel
+from workers.mailbox import journal_batch
 
 
 def examples(ci: int) -> int:
@@ -76,3 +79,17 @@ DIALECTS = (
     ),
     Dialect("3cx", "telephony", {"dialect": "3cx"}, ("telephony", "3cx__inbound.json")),
 )
+
+
+async def journal_mail(sessions: Sessions, raws: list[bytes]) -> str:
+    """A mailbox channel (its IMAP server never answers) with these messages journaled by the
+    poller's own code, as if fetched; returns the channel id."""
+    async with sessions() as session, session.begin():
+        channel = await add_channel(
+            session,
+            "email",
+            "Mailbox",
+            {"imap": {"host": "127.0.0.1", "port": 9, "username": "x", "password": "y"}},
+        )
+        await journal_batch(session, channel.id, list(enumerate(raws, start=1)))
+    return channel.id

@@ -60,6 +60,7 @@ async def login(request: web.Request) -> web.Response:
             },
             status=401,
         )
+    await end_session(request)  # a session id the browser brought (planted) dies here
     async with request.app[SESSIONS]() as session, session.begin():
         token, csrf = await create_session(session, user.id)
     response = web.json_response(
