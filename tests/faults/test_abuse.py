@@ -1,8 +1,9 @@
-"""Abuse of the edges: a planted session cookie, header injection into outgoing mail, and file
-names that climb out of their folder."""
+"""Abuse of the edges: a planted session cookie, header injection into outgoing mail, file
+names that climb out of their folder, and URLs that point the worker at internal services."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from email import message_from_bytes
 from email.mime.application import MIMEApplication
@@ -10,14 +11,20 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
+from aiogram.exceptions import TelegramNetworkError
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from fault_peers import journal_mail
 from sqlalchemy import select
 
 from channels.base import Attachment as OutAttachment
 from channels.base import OutboundMessage
+from channels.egress import NonPublicAddress, guarded_session, public_socket
 from channels.mail.smtp import build_email
+from channels.telegram.config import BotConfig
+from channels.telegram.sender import Bots
 from crm.models import User
 from inbox.api.auth import COOKIE
 from inbox.db import Sessions
@@ -175,3 +182,42 @@ async def test_file_names_that_climb_out_are_stored_and_served_without_their_pat
     root = settings.data_dir.expanduser().resolve()
     assert not (root.parent / "etc" / "passwd").exists()
     assert not any(p.name in ("passwd", "boot.ini") for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "10.1.2.3", "192.168.0.10", "169.254.169.254", "100.64.0.1", "::1", "fd00::1", "0.0.0.0"]
+)  # fmt: skip
+def test_the_egress_guard_refuses_every_non_public_address(address: str) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with pytest.raises(NonPublicAddress, match=address.split("%")[0]):
+        public_socket((family, socket.SOCK_STREAM, 6, "", (address, 80)))
+    public_socket((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))).close()
+
+
+async def test_fetches_of_the_worker_reach_no_loopback_service_by_address_or_by_name() -> None:
+    hits: list[str] = []
+
+    async def metadata(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.json_response(
+            {"ok": True, "result": {"id": 1, "is_bot": True, "first_name": "x"}}
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", metadata)
+    async with TestServer(app, host="127.0.0.1") as server:
+        for host in ("127.0.0.1", "localhost"):
+            async with guarded_session(True) as http:
+                with pytest.raises(aiohttp.ClientConnectorError):
+                    await http.post(f"http://{host}:{server.port}/bot-hook", json={})
+        async with Bots(public_only=True) as pool:
+            bot = pool.get(
+                BotConfig.from_json({"token": "123:abc", "api_base": str(server.make_url("/"))})
+            )
+            with pytest.raises(TelegramNetworkError):
+                await bot.get_me()
+        async with guarded_session(False) as http:  # allowed by setting: it does connect
+            assert (
+                await http.post(f"http://127.0.0.1:{server.port}/bot-hook", json={})
+            ).status == 200
+    assert hits == ["/bot-hook"]

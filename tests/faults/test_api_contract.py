@@ -21,7 +21,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 
 @SCHEMA.parametrize()
 @settings(
-    max_examples=examples(3),
+    max_examples=examples(2),
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,

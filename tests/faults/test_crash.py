@@ -14,7 +14,7 @@ from fault_peers import examples
 async def test_deliveries_survive_killed_workers_redis_postgres_and_web_restarts(
     tmp_path: Path,
 ) -> None:
-    figures = await run_scenario(examples(40) * 10, tmp_path)
+    figures = await run_scenario(examples(20) * 10, tmp_path)
     assert len(figures.faults) == 7, figures.faults
     assert figures.health_while_redis_down.startswith("503"), figures.health_while_redis_down
     assert '"redis": "error' in figures.health_while_redis_down
