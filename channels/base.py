@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -208,3 +209,11 @@ class Adapter(Protocol):
     def normalize(self, config: JsonObject, delivery: Delivery) -> InboundMessage | None:
         """Turn a journaled delivery into a message; None when it carries nothing to store."""
         ...
+
+
+_PATH_PART = re.compile(r"^.*[/\\]")
+
+
+def bare_filename(raw: str) -> str:
+    """A sender's file name without any folder part (no ../ climbing), at most 255 characters."""
+    return _PATH_PART.sub("", " ".join(raw.splitlines())).strip(" .")[:255]

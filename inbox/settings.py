@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     callback_due_hours: float = 1.0
     rate_limit_per_minute: int = 30  # web-form posts per client IP
     trust_forwarded: bool = False  # honour X-Forwarded-* behind a reverse proxy
+    # Telegram files and external bots on loopback or private addresses (a bot beside the service)
+    allow_private_urls: bool = False
     db_pool_size: int = 20
     worker_max_jobs: int = 50
     worker_drainers: int = 2  # journal-draining loops per worker process

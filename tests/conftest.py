@@ -98,6 +98,7 @@ def settings(engine_urls: EngineUrls, tmp_path_factory: pytest.TempPathFactory) 
         redis_url=engine_urls.redis_url,
         data_dir=tmp_path_factory.mktemp("data"),
         rate_limit_per_minute=1000,
+        allow_private_urls=True,  # the fakes of remote APIs listen on loopback
     )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from channels import adapter_for
 from channels.base import AdapterError, SendResult
+from channels.egress import guarded_session
 from channels.telegram import BotConfig, polled_delivery
 from channels.telegram.sender import (
     BotAPIError,
@@ -454,10 +455,11 @@ async def schedule_telegram_pollers(ctx: Ctx) -> int:
 
 async def startup(ctx: Ctx) -> None:
     """The Telegram Bots pool, an HTTP session for external bots, and the chat-job waker."""
-    bots = Bots()
+    public_only = bool(ctx.get("public_only", False))
+    bots = Bots(public_only=public_only)
     share(bots)
     ctx["bots"] = bots
-    ctx["http"] = aiohttp.ClientSession()
+    ctx["http"] = guarded_session(public_only)
     if "redis" in ctx:
         redis: ArqRedis = ctx["redis"]
 

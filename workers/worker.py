@@ -75,6 +75,7 @@ def make_worker(
         ctx["sessions"] = make_sessions(engine)
         ctx["policy"] = policy_from(settings)
         ctx["batch"] = settings.ingest_batch
+        ctx["public_only"] = not settings.allow_private_urls  # SSRF guard (channels.egress)
         ctx.update(extra_ctx or {})
         await chat.startup(ctx)
         webhooks.startup(ctx, settings)

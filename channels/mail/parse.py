@@ -16,7 +16,15 @@ from email.utils import parseaddr
 from io import BytesIO
 from typing import Any, cast
 
-from channels.base import Attachment, InboundMessage, JsonValue, ParseError, Sender, Unprocessable
+from channels.base import (
+    Attachment,
+    InboundMessage,
+    JsonValue,
+    ParseError,
+    Sender,
+    Unprocessable,
+    bare_filename,
+)
 from channels.mail.charsets import clean, decode_bytes
 from channels.mail.headers import (
     addresses,
@@ -38,7 +46,6 @@ MAX_ID = 300  # the journal key and the database column hold this much of a Mess
 MAX_DEPTH = 40  # MIME nesting deeper than any client makes: the rest is not looked at
 NO_REPLY = re.compile(r"^(?:no-?reply|no_reply|do-?not-?reply|do_not_reply)(?:[+._-].*)?$", re.I)
 FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|doorst|wg|tr|rv)\s*:", re.IGNORECASE)
-PATH_PART = re.compile(r"^.*[/\\]")
 EXTENSIONS = {
     "message/rfc822": ".eml",
     "message/global": ".eml",
@@ -311,8 +318,7 @@ def part_filename(part: Message[Any, Any]) -> str | None:
     raw = param(part, "filename", "content-disposition") or param(part, "name")
     if not raw:
         return None
-    name = PATH_PART.sub("", decode_header_text(raw)).strip(" .")
-    return name[:255] or None
+    return bare_filename(decode_header_text(raw)) or None
 
 
 def fallback_filename(ctype: str, number: int) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from dataclasses import replace
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, parseaddr
 from typing import Any
 
 import aiosmtplib
@@ -24,10 +25,35 @@ def domain_of(address: str) -> str:
     return parseaddr(address)[1].rpartition("@")[2] or "localhost"
 
 
+def one_line(value: str) -> str:
+    """A header value on one line: a CR or LF from a customer or a form must not start a header."""
+    return " ".join(value.splitlines())
+
+
+def single_address(value: str) -> str | None:
+    """The one address a reply goes to, or None: a line break or a list must not add recipients."""
+    flat = one_line(value)
+    found = getaddresses([flat])
+    if len(found) != 1 or "@" not in found[0][1]:
+        return None
+    return formataddr(found[0])
+
+
 def build_email(config: JsonObject, out: OutboundMessage) -> EmailMessage:
     """The RFC 5322 message for a reply; our Message-ID carries the conversation's token."""
     smtp: dict[str, Any] = dict(config.get("smtp") or {})  # type: ignore[arg-type]
-    sender = str(smtp.get("from") or smtp.get("username") or "")
+    out = replace(
+        out,
+        to=single_address(out.to) or "",
+        subject=one_line(out.subject) if out.subject else out.subject,
+        message_id=one_line(out.message_id).replace(" ", "") if out.message_id else None,
+        in_reply_to=one_line(out.in_reply_to).replace(" ", "") if out.in_reply_to else None,
+        references=tuple(one_line(r).replace(" ", "") for r in out.references),
+        attachments=tuple(replace(a, filename=one_line(a.filename)) for a in out.attachments),
+    )
+    if smtp.get("from_name"):
+        smtp["from_name"] = one_line(str(smtp["from_name"]))
+    sender = one_line(str(smtp.get("from") or smtp.get("username") or ""))
     domain = domain_of(sender)
     message = EmailMessage()
     message["From"] = (
@@ -74,8 +100,8 @@ async def send(config: JsonObject, out: OutboundMessage) -> SendResult:
     smtp: dict[str, Any] = dict(config.get("smtp") or {})  # type: ignore[arg-type]
     if not smtp.get("host"):
         return SendResult("failed", error="this mailbox has no SMTP server configured")
-    if "@" not in out.to:
-        return SendResult("failed", error=f"not an e-mail address: {out.to!r}")
+    if single_address(out.to) is None:
+        return SendResult("failed", error=f"not one e-mail address: {out.to!r}")
     message = build_email(config, out)
     security = smtp.get("security", "tls")
     try:

@@ -42,6 +42,7 @@ from aiogram.types import (
 from aiohttp import ClientError, ClientResponseError, ClientTimeout
 
 from channels.base import Attachment, JsonObject, OutboundMessage, SendResult
+from channels.egress import connector_options
 from channels.telegram.config import BotConfig
 from channels.telegram.updates import ALLOWED_UPDATES, message_key
 
@@ -69,8 +70,9 @@ class BotAPIError(Exception):
 class Bots:
     """aiogram Bots by (api_base, token), each with its own HTTP session; close() them at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, public_only: bool = False) -> None:
         self._bots: dict[tuple[str, str], Bot] = {}
+        self._public_only = public_only  # connect to public addresses only (channels.egress)
         self._loop: asyncio.AbstractEventLoop | None = None  # the sessions' loop
 
     def __len__(self) -> int:
@@ -87,7 +89,10 @@ class Bots:
         bot = self._bots.get(key)
         if bot is None:
             api = TelegramAPIServer.from_base(settings.api_base)
-            bot = self._bots[key] = Bot(settings.token, session=AiohttpSession(api=api))
+            session = AiohttpSession(api=api)
+            # aiogram builds its connector from these keyword arguments (and has no parameter).
+            session._connector_init.update(connector_options(self._public_only))
+            bot = self._bots[key] = Bot(settings.token, session=session)
         return bot
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from channels.base import (
     ParseError,
     Sender,
     Unprocessable,
+    bare_filename,
 )
 
 # Update kinds we store as messages, and whether the kind is an edit.
@@ -36,6 +37,8 @@ def load_update(body: bytes) -> JsonObject:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ParseError("body is not JSON we read: nested too deeply") from None
     if not isinstance(data, dict):
         raise ParseError("body is not a JSON object (a Telegram Update)")
     update_id = data.get("update_id")
@@ -119,7 +122,8 @@ def file_attachment(
     unique = text_of(media, "file_unique_id") or file_id[-12:]
     size = number(media, "file_size")
     return Attachment(
-        filename=text_of(media, "file_name") or default_name.format(unique=unique),
+        filename=bare_filename(text_of(media, "file_name") or "")
+        or default_name.format(unique=unique),
         content_type=text_of(media, "mime_type") or default_type,
         size=int(size or 0),
         ref=file_id,

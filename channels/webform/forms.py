@@ -11,7 +11,7 @@ from email.parser import BytesParser
 from typing import Literal
 from urllib.parse import parse_qsl
 
-from channels.base import Attachment, JsonValue, ParseError
+from channels.base import Attachment, JsonValue, ParseError, bare_filename
 
 Format = Literal["urlencoded", "multipart", "json", "typeform"]
 
@@ -93,7 +93,8 @@ def parse_multipart(content_type: str, body: bytes) -> Submission:
             # An empty file input still sends a part, with no file name and no bytes.
             if filename or data:
                 kind = part.get_content_type()
-                attachments.append(Attachment(filename, kind, len(data), content=data))
+                shown = bare_filename(filename) or f"upload-{len(attachments) + 1}"
+                attachments.append(Attachment(shown, kind, len(data), content=data))
             continue
         add(values, name, decode(data, part.get_content_charset() or "utf-8"))
     return Submission("multipart", values, tuple(attachments))
@@ -106,6 +107,8 @@ def load_json(body: bytes) -> JsonValue:
         raise ParseError("JSON body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ParseError(f"broken JSON: {exc}") from None
+    except RecursionError:
+        raise ParseError("JSON nested too deeply") from None
     return data
 
 

@@ -5,20 +5,36 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from crm.models import User
 from inbox.api.auth import (
+    authenticate,
     check_login,
     create_api_token,
     create_session,
     end_session,
     set_session_cookie,
 )
-from inbox.api.router import API, ApiError, ApiRequest
+from inbox.api.router import API, ApiError, ApiRequest, error_response
+from inbox.models import Channel
 from inbox.schemas import LoginIn, Me, TokenIn, TokenOut
 from inbox.state import SESSIONS
 
 
+def not_json(request: web.Request) -> web.Response | None:
+    """A 415 unless the body is declared JSON: a cross-site form (text/plain, no CORS preflight)
+    must not log a browser in to someone else's account."""
+    if request.content_type == "application/json":
+        return None
+    return web.json_response(
+        {"error": {"status": 415, "code": "unsupported_media_type", "message": "send JSON"}},
+        status=415,
+    )
+
+
 async def login(request: web.Request) -> web.Response:
     """POST /api/auth/login {email, password}: sets the session cookie, returns the CSRF token."""
+    if refused := not_json(request):
+        return refused
     try:
         data = LoginIn.model_validate(await request.json())
     except Exception:
@@ -44,6 +60,7 @@ async def login(request: web.Request) -> web.Response:
             },
             status=401,
         )
+    await end_session(request)  # a session id the browser brought (planted) dies here
     async with request.app[SESSIONS]() as session, session.begin():
         token, csrf = await create_session(session, user.id)
     response = web.json_response(
@@ -54,6 +71,11 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    if principal is not None and principal.via == "session":
+        # Like every state change of a session: a cross-site form cannot log the browser out.
+        if request.headers.get("X-CSRF-Token") != principal.csrf_token:
+            return error_response(403, "csrf", "missing or wrong X-CSRF-Token header")
     await end_session(request)
     response = web.json_response({"status": "logged out"})
     response.del_cookie("sb_session", path="/")
@@ -85,6 +107,10 @@ async def create_token(req: ApiRequest) -> TokenOut:
     if body.scope == "bot" and not body.channel_id:
         raise ApiError(422, "invalid", "a bot token needs a channel_id")
     async with req.sessions() as session, session.begin():
+        if body.channel_id is not None and await session.get(Channel, body.channel_id) is None:
+            raise ApiError(422, "invalid", "no such channel")
+        if await session.get(User, user_id) is None:
+            raise ApiError(422, "invalid", "no such user")
         token = await create_api_token(session, user_id, body.name, body.scope, body.channel_id)
     return TokenOut(token=token, scope=body.scope, user_id=user_id)
 

@@ -162,6 +162,14 @@ async def keep_connection(conn: asyncpg.Connection) -> None:
     """The journal's statements leave no session state behind: no reset round trip per use."""
 
 
+LOST_CONNECTION = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    ConnectionError,
+)
+
+
 class FastJournal:
     """The accept path's journal on a plain asyncpg pool (no ORM, no session), with group
     commit: the deliveries that arrive while a commit is under way are written together in one
@@ -219,26 +227,15 @@ class FastJournal:
             first: dict[tuple[str, str], Row] = {}
             for row, _ in group:  # the same delivery twice in one group: stored once
                 first.setdefault((row[0], row[1]), row)
-            rows = list(first.values())
-            async with self.pool.acquire() as conn:
-                found = await conn.fetch(GROUP_SQL, *(list(col) for col in zip(*rows, strict=True)))
-                # Pre-existing rows come back for any channel × external id of the group (two
-                # ANY lists the unique index answers); only the wanted pairs count.
-                ids = {
-                    (r["channel_id"], r["external_id"]): (r["id"], r["new"])
-                    for r in found
-                    if (r["channel_id"], r["external_id"]) in first
-                }
-                missing = [key for key in first if key not in ids]
-                if missing:  # a concurrent first delivery of the same key committed meanwhile
-                    for r in await conn.fetch(
-                        "SELECT channel_id, external_id, id FROM events "
-                        "WHERE (channel_id, external_id) IN "
-                        "(SELECT * FROM unnest($1::text[], $2::text[]))",
-                        [k[0] for k in missing],
-                        [k[1] for k in missing],
-                    ):
-                        ids[(r["channel_id"], r["external_id"])] = (r["id"], False)
+            for attempt in (1, 2):
+                try:
+                    ids = await self._store(first)
+                    break
+                except LOST_CONNECTION:
+                    # A backend terminated (restart, failover) under a pooled connection: the
+                    # insert is idempotent, so once more on a fresh one rather than a 500.
+                    if attempt == 2:
+                        raise
             answered: set[tuple[str, str]] = set()
             for row, fut in group:
                 key = (row[0], row[1])
@@ -255,6 +252,33 @@ class FastJournal:
                 fut.cancel()
             self._inflight -= 1
             self._start()
+
+    async def _store(
+        self, first: dict[tuple[str, str], Row]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        """Insert the group (idempotent: ON CONFLICT) and read back every key's event id."""
+        rows = list(first.values())
+        ids: dict[tuple[str, str], tuple[int, bool]]
+        async with self.pool.acquire() as conn:
+            found = await conn.fetch(GROUP_SQL, *(list(col) for col in zip(*rows, strict=True)))
+            # Pre-existing rows come back for any channel × external id of the group (two
+            # ANY lists the unique index answers); only the wanted pairs count.
+            ids = {
+                (r["channel_id"], r["external_id"]): (r["id"], r["new"])
+                for r in found
+                if (r["channel_id"], r["external_id"]) in first
+            }
+            missing = [key for key in first if key not in ids]
+            if missing:  # a concurrent first delivery of the same key committed meanwhile
+                for r in await conn.fetch(
+                    "SELECT channel_id, external_id, id FROM events "
+                    "WHERE (channel_id, external_id) IN "
+                    "(SELECT * FROM unnest($1::text[], $2::text[]))",
+                    [k[0] for k in missing],
+                    [k[1] for k in missing],
+                ):
+                    ids[(r["channel_id"], r["external_id"])] = (r["id"], False)
+        return ids
 
     def wake(self) -> None:
         self._dirty = True

@@ -118,6 +118,15 @@ async def rate_limited(request: web.Request, channel: ChannelInfo) -> int | None
         return None
 
 
+def storable(text: str) -> bool:
+    """PostgreSQL text takes neither NUL nor the lone surrogates JSON escapes can smuggle in."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def answer(status: int, body: dict[str, object], headers: dict[str, str]) -> web.Response:
     return web.json_response(body, status=status, headers=headers)
 
@@ -178,6 +187,8 @@ async def accept_delivery(
     channel_id = channel.id
     try:
         accepted = adapter.accept(channel.config, delivery)
+        if not storable(accepted.external_id) or not storable(accepted.sender_key or ""):
+            raise ParseError("the delivery's id holds a NUL or a lone surrogate: not text")
     except AdapterError as exc:
         status = exc.status if isinstance(exc, ParseError) else 400
         event_id, _ = await app[JOURNAL].add(

@@ -162,7 +162,7 @@ async def test_login_sets_a_session_and_unsafe_calls_need_the_csrf_token(
         f"/api/conversations/{conv}/notes", json={"text": "intern"}, headers={"X-CSRF-Token": csrf}
     )
     assert with_token.status == 201
-    await client.post("/api/auth/logout")
+    await client.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
     assert (await client.get("/api/me")).status == 401
 
 
