@@ -24,6 +24,7 @@ LOGIN_ATTEMPTS_PER_MINUTE = 5
 
 
 PRINCIPAL = web.RequestKey("principal", object)
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def digest(token: str) -> str:
@@ -61,7 +62,10 @@ async def authenticate(request: web.Request) -> Principal | None:
                 )
             ).first()
             if row is not None:
-                row.last_used_at = now
+                # Once a minute at most: a write (and a commit's flush) on every call would
+                # cost more than most calls themselves.
+                if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
+                    row.last_used_at = now
                 principal = await _principal(
                     session, row.user_id, "token", scope=row.scope, channel_id=row.channel_id
                 )

@@ -18,7 +18,9 @@ trigram index, which the one-typo widening reads instead of scanning the word li
 The trigram index over `names` was never read: it goes.
 """
 
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 
 from alembic import op
 
@@ -55,6 +57,19 @@ $$""",
 ]
 
 
+def _remember_words_of_0008() -> str:
+    """sb_remember_words as migration 0008 defined it (for the downgrade)."""
+    path = Path(__file__).with_name("20261122_0008_search_index.py")
+    spec = importlib.util.spec_from_file_location("migration_0008", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for statement in module.statements(module.FUNCTIONS, "$$;"):
+        if statement.startswith("CREATE FUNCTION sb_remember_words"):
+            return str(statement.removesuffix(";").replace("CREATE", "CREATE OR REPLACE", 1))
+    raise LookupError("sb_remember_words is not in migration 0008")
+
+
 def upgrade() -> None:
     op.execute("ALTER TABLE search_words ADD COLUMN docs bigint NOT NULL DEFAULT 0")
     for statement in FUNCTIONS:
@@ -78,17 +93,6 @@ def downgrade() -> None:
     )
     op.execute("DROP INDEX IF EXISTS ix_search_words_word_trgm")
     op.execute("DROP FUNCTION IF EXISTS sb_count_words()")
-    op.execute(
-        """CREATE OR REPLACE FUNCTION sb_remember_words(kinds text, ids bigint[]) RETURNS void
-  LANGUAGE sql AS $$
-  INSERT INTO search_words (word)
-  SELECT DISTINCT w FROM unnest(ids) AS u(id)
-  JOIN search_documents d ON d.kind = kinds AND d.record_id = u.id,
-  unnest(tsvector_to_array(d.doc)) AS w
-  WHERE length(w) BETWEEN 3 AND 40
-    AND w ~ '^[a-z]+$'
-    AND NOT EXISTS (SELECT 1 FROM search_words s WHERE s.word = w)
-$$"""
-    )
+    op.execute(_remember_words_of_0008())
     op.execute("DROP FUNCTION IF EXISTS sb_prefixes(tsvector)")
     op.execute("ALTER TABLE search_words DROP COLUMN docs")
