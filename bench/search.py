@@ -6,7 +6,8 @@ build the search index (timed), then measures:
 
 - search-as-you-type through the running service's GET /api/search (HTTP, one client) and the
   in-process function, for 1-, 2- and 3-word queries with and without a typo;
-- the raw PostgreSQL prefix query (`doc @@ 'a:* & b:* & c:*'`, LIMIT 20) as the ceiling;
+- the raw PostgreSQL lookup in the prefix index (`sb_prefixes(doc) @@ 'a & b & c'`, LIMIT 20)
+  as the ceiling, for every shape (a typo'd word as typed);
 - recall@5 and MRR on 'hamer jan almere'-style queries (company fragment, given name, project
   city) whose target contact is known;
 - the matcher per message (match_sender) for senders built from seeded records with noise;
@@ -268,7 +269,7 @@ def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 
 async def run_searches(qs: list[dict[str, Any]], base: str, token: str, dsn: str) -> dict[str, Any]:
-    from crm.search import search
+    from crm.search import PREFIX, search
     from inbox.db import make_engine, make_sessions
 
     headers = {"Authorization": f"Bearer {token}"}
@@ -306,15 +307,15 @@ async def run_searches(qs: list[dict[str, Any]], base: str, token: str, dsn: str
                     started = time.perf_counter()
                     await search(session, q["q"], limit=10)
                     inproc.setdefault(key, []).append(time.perf_counter() - started)
-                if not q["typo"]:
-                    tsq = " & ".join(f"{w}:*" for w in q["q"].split())
-                    started = time.perf_counter()
-                    await conn.fetch(
-                        "SELECT record_id FROM search_documents "
-                        "WHERE doc @@ to_tsquery('simple', $1) LIMIT 20",
-                        tsq,
-                    )
-                    raw.setdefault(key, []).append(time.perf_counter() - started)
+                # The ceiling: the index lookup alone, each word as typed (crm.search's first step).
+                tsq = " & ".join(w[:PREFIX] for w in q["q"].split())
+                started = time.perf_counter()
+                await conn.fetch(
+                    "SELECT record_id FROM search_documents "
+                    "WHERE sb_prefixes(doc) @@ CAST($1 AS tsquery) LIMIT 20",
+                    tsq,
+                )
+                raw.setdefault(key, []).append(time.perf_counter() - started)
     finally:
         await conn.close()
         await engine.dispose()
@@ -539,6 +540,7 @@ def render(report: dict[str, Any]) -> None:
         f"index build {seed_info['index_s']:.0f} s); "
         f"{int(seed_info['documents']):,} search documents, {int(seed_info['words']):,} words"
     )
+    print("\ntarget (HTTP with auth, every shape): p50 <= 5 ms, p95 <= 20 ms; recall@5 >= 0.95")
     print(
         "\n| query | HTTP p50 | HTTP p95 | in-process p50 | in-process p95 | raw PG p50 | raw PG p95 |"
     )
@@ -546,13 +548,14 @@ def render(report: dict[str, Any]) -> None:
     for key in sorted(s["http"]):
         h, i = s["http"][key], s["in_process"][key]
         r = s["raw_postgres"].get(key)
-        raw_text = f"{r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms" if r else "– | –"
+        raw_text = f"{r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms" if r else "- | -"
         print(
             f"| {key} | {h['p50_ms']:.1f} ms | {h['p95_ms']:.1f} ms | {i['p50_ms']:.1f} ms | "
             f"{i['p95_ms']:.1f} ms | {raw_text} |"
         )
     print(
-        f"\nrecall@5 on 3-word queries (with and without typo): {s['recall_at_5_3w']:.3f}, MRR {s['mrr_3w']:.3f}"
+        f"\nrecall@5 on 3-word queries (with and without typo): {s['recall_at_5_3w']:.3f} "
+        f"(target >= 0.95), MRR {s['mrr_3w']:.3f}"
     )
     if m := report.get("match"):
         lat = m["latency"]
