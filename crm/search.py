@@ -3,10 +3,11 @@
 Every word of the query must match, by prefix, some field of the record or of a linked record
 (a contact's relation and that relation's projects, say): 'hamer jan almere' finds Jan Visser at
 Hamerslag B.V. on the project in Almere. The documents live in search_documents, kept current by
-triggers (migration 0008); the query is one GIN lookup of `hamer:* & jan:* & almere:*` (the
-approach of Twenty's tsvector search, measured at a few ms over a million rows), ranked in
-PostgreSQL and then by where the words matched. One typo per word: when nothing matches, each word
-is widened to the index's words within one edit of it (search_words, a trigram index and rapidfuzz).
+triggers (migration 0008); each query word is one exact lookup in the index of the words'
+prefixes (migration 0017), ranked by how many query words the record's own fields hold, then
+newest first, then by where the words matched. One typo per word: when nothing matches, a word
+that starts no indexed word is widened to the prefixes one edit away (search_words' trigram
+index, checked with rapidfuzz), the most frequent first.
 """
 
 from __future__ import annotations
