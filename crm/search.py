@@ -65,7 +65,7 @@ class Hit:
 # prefixes (sb_prefixes, migration 0017; GIN walks the rarest word's list and skips through the
 # others), the full words checked on those documents only (a word longer than PREFIX, a typo
 # group). At most POOL are ranked: by how many query words the record's own fields hold (weights
-# A and B: its name and its company), then the newest first.
+# A and B: its name and its company; and its city), then the newest first (the highest id).
 _QUERY = """
 SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, own FROM (
   SELECT d.kind, d.record_id, d.title, d.subtitle, d.fields, d.external_id, d.relation_id,
@@ -143,7 +143,10 @@ async def _matches(
     session: AsyncSession, groups: list[list[str]], where: list[str], bind: dict[str, Any]
 ) -> list[Any]:
     """The documents with a word starting with some word of each group, ranked (_QUERY)."""
-    own = " + ".join(f"(d.doc @@ CAST(:own{i} AS tsquery))::int" for i in range(len(groups)))
+    own = " + ".join(
+        f"(d.doc @@ CAST(:own{i} AS tsquery) OR lower(coalesce(d.fields ->> 'city', '')) ~ :city{i})::int"
+        for i in range(len(groups))
+    )
     long = any(len(w) > PREFIX for group in groups for w in group)
     check = "AND ts_match_vq(d.doc, CAST(:full AS tsquery))" if long else ""
     sql = text(_QUERY.format(own=own, check=check, where=" ".join(where)))
@@ -155,6 +158,7 @@ async def _matches(
     }
     for i, group in enumerate(groups):
         values[f"own{i}"] = " | ".join(f"{w}:*AB" for w in group)
+        values[f"city{i}"] = f"(^|[^a-z0-9])({'|'.join(group)})"
     return list((await session.execute(sql, values)).all())
 
 
