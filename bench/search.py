@@ -205,6 +205,7 @@ async def seed(dsn: str, data: dict[str, list[tuple[Any, ...]]]) -> dict[str, fl
         for kind in ("relations", "contacts", "projects"):
             await conn.execute(f"SELECT sb_refresh_{kind}(ARRAY(SELECT id FROM {kind}))")
             timings[f"index_{kind}_s"] = time.perf_counter() - started
+        await conn.execute("SELECT sb_count_words()")  # as `switchboard import` does at its end
         timings["index_s"] = time.perf_counter() - started
         started = time.perf_counter()
         await conn.execute("VACUUM ANALYZE")
