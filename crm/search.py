@@ -29,7 +29,7 @@ MAX_WORD = 40
 WORD = re.compile(r"[a-z0-9]+")
 KINDS = ("contact", "relation", "project", "lead", "conversation")
 WEIGHT = {"contact": 1.0, "relation": 0.95, "project": 0.9, "lead": 0.85, "conversation": 0.8}
-POOL = 200  # matching documents ranked per query: enough for five groups of ten
+POOL = 100  # matching documents ranked per query (each one a heap fetch): twice five groups of ten
 
 
 class BadQuery(ValueError):
