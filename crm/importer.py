@@ -158,7 +158,14 @@ async def import_rows(
             await flush()
     await flush()
     await _refresh_project_relations(sessions, touched)
+    if report.contacts_created + report.relations_created >= RECOUNT_AFTER:
+        # The typo widening ranks its alternatives by how many documents hold them.
+        async with sessions() as session, session.begin():
+            await session.execute(text("SELECT sb_count_words()"))
     return report
+
+
+RECOUNT_AFTER = 10_000  # new records after which an import recounts the indexed words
 
 
 async def _refresh_project_relations(sessions: Sessions, touched: Touched) -> None:

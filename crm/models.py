@@ -341,11 +341,12 @@ class SearchDocument(Base):
     __tablename__ = "search_documents"
     __table_args__ = (
         Index("ix_search_documents_doc", "doc", postgresql_using="gin"),
+        # Every word's prefixes of 2-6 letters: each query word is one exact lookup (0017).
         Index(
-            "ix_search_documents_names_trgm",
-            "names",
+            "ix_search_documents_prefixes",
+            text("sb_prefixes(doc)"),
             postgresql_using="gin",
-            postgresql_ops={"names": "gin_trgm_ops"},
+            postgresql_with={"gin_pending_list_limit": 256},
         ),
     )
 
@@ -356,7 +357,7 @@ class SearchDocument(Base):
     # {"name": "Jan Visser", "relation": "Hamerslag B.V.", "project": "Nieuwbouw Almere", ...}
     fields: Mapped[Json] = mapped_column(default=dict)
     doc: Mapped[str] = mapped_column(TSVECTOR)
-    names: Mapped[str] = mapped_column(Text, default="")  # folded names: the typo fallback
+    names: Mapped[str] = mapped_column(Text, default="")  # folded names (no longer indexed)
     relation_id: Mapped[int | None]
     external_id: Mapped[str | None] = mapped_column(String(100))
     confidential: Mapped[bool] = mapped_column(default=False)
@@ -374,6 +375,16 @@ class SearchWord(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     word: Mapped[str] = mapped_column(String(100), index=True)
+    docs: Mapped[int] = mapped_column(default=0, server_default=text("0"))  # as of the last recount
+
+    __table_args__ = (
+        Index(
+            "ix_search_words_word_trgm",
+            "word",
+            postgresql_using="gin",
+            postgresql_ops={"word": "gin_trgm_ops"},
+        ),
+    )
 
 
 REVIEW_STATUSES = ("open", "confirmed", "rejected")

@@ -3,15 +3,15 @@
 Every word of the query must match, by prefix, some field of the record or of a linked record
 (a contact's relation and that relation's projects, say): 'hamer jan almere' finds Jan Visser at
 Hamerslag B.V. on the project in Almere. The documents live in search_documents, kept current by
-triggers (migration 0008); the query is one GIN lookup of `hamer:* & jan:* & almere:*` (the
-approach of Twenty's tsvector search, measured at a few ms over a million rows), ranked in
-PostgreSQL and then by where the words matched. One typo per word: when nothing matches, each word
-is widened to the index's words within one edit of it (search_words, a trigram index and rapidfuzz).
+triggers (migration 0008); each query word is one exact lookup in the index of the words'
+prefixes (migration 0017), ranked by how many query words the record's own fields hold, then
+newest first, then by where the words matched. One typo per word: when nothing matches, a word
+that starts no indexed word is widened to the prefixes one edit away (search_words' trigram
+index, checked with rapidfuzz), the most frequent first.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 import time
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ MAX_WORD = 40
 WORD = re.compile(r"[a-z0-9]+")
 KINDS = ("contact", "relation", "project", "lead", "conversation")
 WEIGHT = {"contact": 1.0, "relation": 0.95, "project": 0.9, "lead": 0.85, "conversation": 0.8}
-POOL = 200  # matching documents ranked per query: enough for five groups of ten
+POOL = 100  # matching documents ranked per query (each one a heap fetch): twice five groups of ten
 
 
 class BadQuery(ValueError):
@@ -61,18 +61,22 @@ class Hit:
     relation_id: int | None = None
 
 
-# The GIN lookup, capped at POOL matches; PostgreSQL ranks those and hands the best RANKED on for
-# the finer ranking in Python (title hits, whole words, the path that matched).
+# The documents that hold every query word: one exact lookup per word in the index of word
+# prefixes (sb_prefixes, migration 0017; GIN walks the rarest word's list and skips through the
+# others), the full words checked on those documents only (a word longer than PREFIX, a typo
+# group). At most POOL are ranked: by how many query words the record's own fields hold (weights
+# A and B: its name and its company; and its city), then the newest first (the highest id).
 _QUERY = """
-SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, rank FROM (
+SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, own FROM (
   SELECT d.kind, d.record_id, d.title, d.subtitle, d.fields, d.external_id, d.relation_id,
-         ts_rank_cd(d.doc, q) AS rank
-  FROM search_documents d, to_tsquery('simple', :tsquery) q
-  WHERE d.doc @@ q {where}
+         {own} AS own
+  FROM search_documents d
+  WHERE sb_prefixes(d.doc) @@ CAST(:prefixes AS tsquery) {check} {where}
   LIMIT :pool
-) hits ORDER BY rank DESC LIMIT :ranked
+) hits ORDER BY own DESC, record_id DESC LIMIT :ranked
 """
 RANKED = 50
+PREFIX = 6  # the longest prefix in the index (migration 0017)
 
 
 async def search(
@@ -109,13 +113,13 @@ async def search(
             "AND NOT (d.kind = 'project' AND d.confidential"
             + (f" AND NOT {granted_projects})" if granted_projects else ")")
         )
-    sql = text(_QUERY.format(where=" ".join(where)))
     bind = dict(params or {}) | {"pool": POOL, "ranked": max(RANKED, limit * 5)}
-    rows = (await session.execute(sql, bind | {"tsquery": tsquery(terms)})).all()
+    groups = [[t] for t in terms]
+    rows = await _matches(session, groups, where, bind)
     if not rows:
         widened = await close_words(session, terms)
-        if widened != [[t] for t in terms]:
-            rows = (await session.execute(sql, bind | {"tsquery": tsquery_of(widened)})).all()
+        if widened != groups:
+            rows = await _matches(session, widened, where, bind)
             terms = [w for alternatives in widened for w in alternatives]
     out: dict[str, list[Hit]] = {}
     patterns = [
@@ -135,6 +139,29 @@ async def search(
     }
 
 
+async def _matches(
+    session: AsyncSession, groups: list[list[str]], where: list[str], bind: dict[str, Any]
+) -> list[Any]:
+    """The documents with a word starting with some word of each group, ranked (_QUERY)."""
+    own = " + ".join(
+        f"(d.doc @@ CAST(:own{i} AS tsquery) OR lower(coalesce(d.fields ->> 'city', '')) ~ :city{i})::int"
+        for i in range(len(groups))
+    )
+    long = any(len(w) > PREFIX for group in groups for w in group)
+    check = "AND ts_match_vq(d.doc, CAST(:full AS tsquery))" if long else ""
+    sql = text(_QUERY.format(own=own, check=check, where=" ".join(where)))
+    values = bind | {
+        "prefixes": " & ".join(
+            "(" + " | ".join(sorted({w[:PREFIX] for w in group})) + ")" for group in groups
+        ),
+        "full": tsquery_of(groups),
+    }
+    for i, group in enumerate(groups):
+        values[f"own{i}"] = " | ".join(f"{w}:*AB" for w in group)
+        values[f"city{i}"] = f"(^|[^a-z0-9])({'|'.join(group)})"
+    return list((await session.execute(sql, values)).all())
+
+
 def tsquery(terms: list[str]) -> str:
     return tsquery_of([[t] for t in terms])
 
@@ -145,7 +172,7 @@ def tsquery_of(alternatives: list[list[str]]) -> str:
 
 
 _WORDS = text("SELECT DISTINCT word FROM search_words")
-VOCABULARY_TTL = 60.0  # seconds a process keeps the word list for the typo fallback
+VOCABULARY_TTL = 60.0  # seconds a process keeps the word list (the matcher's typo search)
 _vocabulary: dict[str, tuple[float, list[str]]] = {}
 
 
@@ -161,37 +188,64 @@ async def vocabulary(session: AsyncSession) -> list[str]:
     return cached[1]
 
 
-async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]]:
-    """Each term with the index's words it could be a one-typo prefix of.
+# Words that share trigrams with the typed word (the trigram index over search_words, not a
+# scan of the list), most similar first; the one-edit check is done on them in Python.
+_SIMILAR = text(
+    """SELECT q.term, w.word, w.docs
+       FROM unnest(CAST(:terms AS text[])) AS q(term)
+       CROSS JOIN LATERAL (
+         SELECT word, max(docs) AS docs FROM search_words
+         WHERE word %> q.term AND left(word, 1) = left(q.term, 1)
+         GROUP BY word ORDER BY min(word <->> q.term) LIMIT :candidates) w"""
+)
+SIMILARITY = 0.2  # pg_trgm's word similarity a candidate needs (one edit in a short word is a lot)
+CANDIDATES = 100
+# The query words that start no indexed word: the ones to widen (all of them when every word
+# does and only their combination finds nothing).
+_UNKNOWN = text(
+    """SELECT q.term FROM unnest(CAST(:terms AS text[])) AS q(term)
+       WHERE NOT EXISTS (SELECT 1 FROM search_words
+                         WHERE word >= q.term AND word < q.term || '~')"""
+)
+WIDENED = 8  # alternatives per word, the most frequent first
 
-    Words that start like the term (a typo in the first letter is not caught) and are within
-    one edit (a swap counts as one) of it, or of their own start of about its length.
+
+async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]]:
+    """Each term with the prefixes of indexed words that are one edit (a swap counts as one)
+    away from it, the most frequent first: 'hamre' -> ['hamre', 'hamer'].
+
+    Words of four letters or more only, and a typo in the first letter is not caught.
     """
-    known = await vocabulary(session)
+    typed = [t for t in terms if len(t) >= 4]
+    if typed:
+        unknown = list(await session.scalars(_UNKNOWN, {"terms": typed}))
+        typed = unknown or typed
+    found: dict[str, dict[str, int]] = {}
+    if typed:
+        await session.execute(
+            text("SELECT set_config('pg_trgm.word_similarity_threshold', :v, true)"),
+            {"v": str(SIMILARITY)},
+        )
+        rows = await session.execute(_SIMILAR, {"terms": typed, "candidates": CANDIDATES})
+        for term, word, docs in rows:
+            n = len(term)
+            for k in (n, n - 1, n + 1):
+                if k <= len(word) and word[:k] != term and OSA.distance(term, word[:k]) <= 1:
+                    prefixes = found.setdefault(term, {})
+                    prefixes[word[:k]] = prefixes.get(word[:k], 0) + docs
+                    break
     out: list[list[str]] = []
     for term in terms:
-        if len(term) < 4:
-            out.append([term])
-            continue
-        n = len(term)
-        low = bisect.bisect_left(known, term[0])
-        high = bisect.bisect_left(known, chr(ord(term[0]) + 1))
-        close = [
-            w
-            for w in known[low:high]
-            if len(w) >= n - 1
-            and w != term
-            and min(OSA.distance(term, w[:k], score_cutoff=1) for k in (n - 1, n, n + 1)) <= 1
-        ]
-        out.append([term, *close[:12]])
+        close = sorted(found.get(term, {}).items(), key=lambda item: (-item[1], item[0]))
+        out.append([term, *(w for w, _ in close[:WIDENED])])
     return out
 
 
 def rank(row: Any, patterns: list[tuple[str, re.Pattern[str], re.Pattern[str]]]) -> Hit:
-    """PostgreSQL's rank, plus: more of the query in the title, and whole-word matches."""
+    """Query words in the record's own fields first, then in the title, then whole words."""
     title = row.title or ""
     folded_title = fold(title)
-    score = WEIGHT[row.kind] + float(row.rank)
+    score = WEIGHT[row.kind] + 3.0 * row.own
     matched: list[str] = []
     fields = [(path, fold(str(value))) for path, value in (row.fields or {}).items()]
     for term, prefix, whole in patterns:

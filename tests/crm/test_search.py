@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from crm.models import Contact, Lead, Project, Relation, Team, TeamMember, User
+from crm.search import close_words
 from inbox.api.auth import create_api_token
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
@@ -112,3 +113,50 @@ async def test_one_typo_per_word_still_finds_it(client: Client, sessions: Sessio
         await client.get("/api/search", params={"q": "xyzzyq"}, headers=world["auth"])
     ).json()
     assert nothing == {}
+
+
+async def test_own_fields_rank_before_linked_records_then_newest(
+    client: Client, sessions: Sessions
+) -> None:
+    world = await seed(sessions)
+    async with sessions() as session, session.begin():
+        almere = Relation(name="Almere Bouw B.V.", normalized_name="almere bouw")
+        session.add(almere)
+        await session.flush()
+        # Jan de Wit's company is called Almere (his own field); Jan Visser only has a project
+        # there (a linked record), and Jan Bos, newer, too.
+        session.add(
+            Contact(
+                relation_id=almere.id, first_name="Jan", last_name="de Wit", full_name="Jan de Wit"
+            )
+        )
+        await session.flush()
+        hamerslag = (
+            await session.scalars(select(Relation).where(Relation.name.like("Ham%s%")))
+        ).one()
+        session.add(
+            Contact(
+                relation_id=hamerslag.id, first_name="Jan", last_name="Bos", full_name="Jan Bos"
+            )
+        )
+    data = await (
+        await client.get("/api/search", params={"q": "jan almere"}, headers=world["auth"])
+    ).json()
+    # (Janneke Bos's company is in Almere: a linked record's word, and 'jan' is not her whole name.)
+    titles = [c["title"] for c in data["contact"]]
+    assert titles == ["Jan de Wit", "Jan Bos", "Jan Visser", "Janneke Bos"]
+
+
+async def test_a_typo_widens_only_the_word_that_starts_nothing(
+    client: Client, sessions: Sessions
+) -> None:
+    world = await seed(sessions)
+    async with sessions() as session:
+        assert await close_words(session, ["visser", "hamreslag"]) == [
+            ["visser"],
+            ["hamreslag", "hamerslag"],
+        ]
+    data = await (
+        await client.get("/api/search", params={"q": "pite hamreslag"}, headers=world["auth"])
+    ).json()
+    assert [c["title"] for c in data["contact"]] == ["Piet Smit"]
