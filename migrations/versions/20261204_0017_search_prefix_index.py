@@ -1,7 +1,7 @@
 """Search: an index of word prefixes, and the indexed words with their frequency
 
 Revision ID: 0017
-Revises: 0018
+Revises: 0013
 Create Date: 2026-12-04 14:30:00
 
 A prefix query (`willem:*`) makes the GIN index over the documents gather the posting lists of
@@ -25,7 +25,7 @@ from pathlib import Path
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0018"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
