@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.models import Contact, Identity, Lead, Relation
+from crm.models import Contact, Identity, Lead, MatchReview, Relation
 from crm.search import vocabulary
 from crm.weights import Weights, forms_of, same_person_name
 from crm.weights import load as load_weights
@@ -375,6 +375,44 @@ async def ranked_candidates(
     pairs a refit of the weights learns from."""
     _, ranked = await _match(session, senders, config or DEFAULT, exact=False)
     return [ranked.get(i, []) for i in range(len(senders))]
+
+
+Label = tuple[Literal["contact_id", "external_id"], int | str | None]  # who the sender is
+
+
+async def review_labels(session: AsyncSession) -> list[tuple[Sender, Label]]:
+    """The review queue's decided senders: a confirmed one is its contact, a rejected one is
+    none of its candidates."""
+    rows = await session.execute(
+        select(MatchReview.sender, MatchReview.status, MatchReview.contact_id)
+        .where(MatchReview.status.in_(("confirmed", "rejected")))
+        .order_by(MatchReview.id)
+    )
+    return [
+        (Sender.from_dict(sender), ("contact_id", contact_id if status == "confirmed" else None))
+        for sender, status, contact_id in rows
+    ]
+
+
+async def labelled_pairs(
+    session: AsyncSession,
+    labelled: Sequence[tuple[Sender, Label]],
+    *,
+    config: MatchConfig | None = None,
+) -> list[tuple[dict[str, str], bool]]:
+    """The evidence levels of every candidate of each labelled sender, and whether it is the
+    one: what `crm.weights.fit` learns from. Matched 500 senders a query round."""
+    pairs: list[tuple[dict[str, str], bool]] = []
+    for start in range(0, len(labelled), 500):
+        chunk = labelled[start : start + 500]
+        ranked = await ranked_candidates(session, [s for s, _ in chunk], config=config)
+        for (_, (by, who)), candidates in zip(chunk, ranked, strict=True):
+            pairs += [
+                (c.levels, who is not None and getattr(c, by) == who)
+                for c in candidates
+                if c.levels
+            ]
+    return pairs
 
 
 async def _match(
@@ -880,6 +918,10 @@ def _score(facts: _Facts, rec: _Record, relation_ids: list[int], weights: Weight
     if rec.contact_id in facts.history:
         note("history", "linked", "earlier messages from this address were linked to them")
     weight = weights.prior + sum(weights.of(name, level) for name, level in levels.items())
+    if _NOT_THE_NAME & levels.items():
+        # The company, its domain and the city never name the person by themselves: a name
+        # that disagrees leaves at most a suggestion to review, never a rival to the right one.
+        weight = min(weight, _NAME_DISAGREES)
     return Candidate(
         contact_id=rec.contact_id,
         relation_id=rec.relation_id,
@@ -892,6 +934,15 @@ def _score(facts: _Facts, rec: _Record, relation_ids: list[int], weights: Weight
     )
 
 
+_NOT_THE_NAME = {
+    ("surname", "differ"),
+    ("given", "differ"),
+    ("given", "initial_conflict"),
+    ("given", "second_initial_conflict"),
+}
+_NAME_DISAGREES = math.log(0.8 / 0.2)  # a score of 0.8 at most
+
+
 def _joined(name: normalizers.PersonName) -> str:
     """The surname with its particles and without spaces: 'van der berg' is 'vanderberg'."""
     return f"{name.particles}{name.surname}".replace(" ", "")
@@ -899,8 +950,12 @@ def _joined(name: normalizers.PersonName) -> str:
 
 def _swapped(mine: normalizers.PersonName, theirs: normalizers.PersonName) -> bool:
     """'Visser, Jan' read the wrong way round: my surname is their given name and vice versa."""
-    if not (mine.given and theirs.given):
+    if not theirs.given:
         return False
+    if not mine.given:  # 'M. Hannah' for Hannah Mihal: the initial is the surname's
+        return bool(mine.initials) and (
+            _close(mine.surname, theirs.given[0]) and mine.initials[0] == theirs.surname[:1]
+        )
     return _close(mine.surname, theirs.given[0]) and _close(mine.given[0], theirs.surname)
 
 

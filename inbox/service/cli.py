@@ -618,41 +618,26 @@ def match_command(ctx: click.Context, senders_file: Any, as_json: bool) -> None:
 def match_train(labelled_file: Any, out: str | None) -> None:
     """Refit the matcher's evidence weights from the review queue's confirmed and rejected
     decisions (or a labelled file) and write them where the matcher reads them."""
-    from crm.matcher import Sender
+    from crm.matcher import Label, Sender, labelled_pairs, review_labels
     from crm.weights import fit
 
     s = settings()
     config = s.match_config()
     target = Path(out) if out else Path(config.weights_file or "match_weights.json")
-    labelled: list[tuple[Sender, Callable[[Any], bool]]] = []
+    labelled: list[tuple[Sender, Label]] = []
     if labelled_file is not None:
         for line in labelled_file:
             if line.strip():
                 row = json.loads(line)
-                labelled.append((Sender.from_dict(row["sender"]), _is(row.get("external_id"))))
+                labelled.append(
+                    (Sender.from_dict(row["sender"]), ("external_id", row.get("external_id")))
+                )
 
     async def go(url: str) -> list[tuple[dict[str, str], bool]]:
-        from crm.matcher import ranked_candidates
-        from crm.models import MatchReview
-
         async with session_factory(url) as sessions, sessions() as session:
             if labelled_file is None:
-                reviews = await session.execute(
-                    select(MatchReview.sender, MatchReview.status, MatchReview.contact_id).where(
-                        MatchReview.status.in_(("confirmed", "rejected"))
-                    )
-                )
-                for sender, status, contact_id in reviews:
-                    right = contact_id if status == "confirmed" else None
-                    labelled.append((Sender.from_dict(sender), _is_contact(right)))
-            samples: list[tuple[dict[str, str], bool]] = []
-            for start in range(0, len(labelled), 500):
-                chunk = labelled[start : start + 500]
-                ranked = await ranked_candidates(session, [x for x, _ in chunk], config=config)
-                for (_, is_right), candidates in zip(chunk, ranked, strict=True):
-                    samples += [(c.levels, is_right(c)) for c in candidates if c.levels]
-                await session.rollback()
-            return samples
+                labelled.extend(await review_labels(session))
+            return await labelled_pairs(session, labelled, config=config)
 
     with migrated(s) as urls:
         samples = run(go(urls.database_url))
@@ -672,14 +657,6 @@ def match_train(labelled_file: Any, out: str | None) -> None:
     )
     for name, levels in sorted(fitted.levels.items()):
         click.echo(f"  {name:8} " + "  ".join(f"{k} {v:+.2f}" for k, v in sorted(levels.items())))
-
-
-def _is(external_id: str | None) -> Callable[[Any], bool]:
-    return lambda candidate: external_id is not None and candidate.external_id == external_id
-
-
-def _is_contact(contact_id: int | None) -> Callable[[Any], bool]:
-    return lambda candidate: contact_id is not None and candidate.contact_id == contact_id
 
 
 if __name__ == "__main__":

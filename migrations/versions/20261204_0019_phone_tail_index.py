@@ -17,8 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute(
-        "CREATE INDEX ix_identities_phone_tail ON identities (right(value, 7)) "
-        "WHERE kind = 'phone'"
+        "CREATE INDEX ix_identities_phone_tail ON identities (right(value, 7)) WHERE kind = 'phone'"
     )
 
 
