@@ -17,7 +17,11 @@ seeds are fixed. Prints automatic-link precision and recall, the share sent to r
 false-match rate on senders who are not in the CRM, per noise type. With --duplicates it also
 runs bench/duplicates.py (FEBRL3 and historical_50k pairwise P/R/F1).
 
-    uv run python bench/matching.py [--duplicates]
+With --fit it first refits crm/data/match_weights.json on the dev half's labels through
+`switchboard match train --file`, starting from the weights shipped now (the test half stays
+unseen). --quick shortens the duplicates part.
+
+    uv run python bench/matching.py [--quick] [--fit] [--duplicates]
 """
 
 from __future__ import annotations

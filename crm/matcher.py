@@ -9,7 +9,9 @@ staged matcher takes over (`match_sender`):
 2. company domain: a non-free-mail domain owned by a relation names the company;
 3. candidates from PostgreSQL through indexes (the search documents' tsvector on the surname,
    the relation's contacts, trigram-close words for a typo), never a scan in Python;
-4. rapidfuzz scores per field, summed as log-odds evidence into one score between 0 and 1.
+4. rapidfuzz comparisons per field, each giving a level ('surname': 'joined', 'given':
+   'initial_conflict', ...) whose weight is read from crm/data/match_weights.json (fitted by
+   crm.weights, refitted by `switchboard match train`), summed as log-odds into a score in 0..1.
 
 The decision: link above the link threshold when no rival is close, review in between (the
 candidates are kept for a person to confirm), otherwise unknown (the caller makes a lead).
