@@ -9,7 +9,9 @@ staged matcher takes over (`match_sender`):
 2. company domain: a non-free-mail domain owned by a relation names the company;
 3. candidates from PostgreSQL through indexes (the search documents' tsvector on the surname,
    the relation's contacts, trigram-close words for a typo), never a scan in Python;
-4. rapidfuzz scores per field, summed as log-odds evidence into one score between 0 and 1.
+4. rapidfuzz comparisons per field, each giving a level ('surname': 'joined', 'given':
+   'initial_conflict', ...) whose weight is read from crm/data/match_weights.json (fitted by
+   crm.weights, refitted by `switchboard match train`), summed as log-odds into a score in 0..1.
 
 The decision: link above the link threshold when no rival is close, review in between (the
 candidates are kept for a person to confirm), otherwise unknown (the caller makes a lead).
@@ -31,8 +33,10 @@ from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.models import Contact, Identity, Relation
+from crm.models import Contact, Identity, Lead, MatchReview, Relation
 from crm.search import vocabulary
+from crm.weights import Weights, forms_of, same_person_name
+from crm.weights import load as load_weights
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,7 @@ class Candidate:
     external_id: str | None = None
     name: str | None = None
     relation: str | None = None
+    levels: dict[str, str] = field(default_factory=dict)  # the evidence per field, for a refit
 
 
 @dataclass
@@ -265,7 +270,8 @@ class Decision:
         # (By hand: dataclasses.asdict's deep copy was a visible share of a worker's time.)
         out = self.__dict__ | {"score": round(self.score, 4), "reasons": dict(self.reasons)}
         out["candidates"] = [
-            c.__dict__ | {"score": round(c.score, 4), "reasons": dict(c.reasons)}
+            {k: v for k, v in c.__dict__.items() if k != "levels"}
+            | {"score": round(c.score, 4), "reasons": dict(c.reasons)}
             for c in self.candidates
         ]
         return out
@@ -278,6 +284,11 @@ class MatchConfig:
     margin: float = 0.10  # a rival this close to the best sends it to review instead
     region: str = "NL"
     limit: int = 60  # candidates scored per sender
+    weights_file: str | None = None  # a refit (`switchboard match train`); else the shipped one
+
+    @property
+    def weights(self) -> Weights:
+        return load_weights(self.weights_file)
 
 
 DEFAULT = MatchConfig()
@@ -297,6 +308,7 @@ class _Facts:
     person: normalizers.PersonName | None
     company: str
     city: str
+    history: set[int] = field(default_factory=set)  # contacts earlier messages were linked to
 
 
 def _facts(sender: Sender, region: str) -> _Facts:
@@ -353,8 +365,62 @@ async def match_senders(
     session: AsyncSession, senders: Sequence[Sender], *, config: MatchConfig | None = None
 ) -> list[Decision]:
     """`match_sender` for many senders at once: each stage is one query for all of them (about
-    ten statements per batch, however large), the scoring in between is per sender."""
-    cfg = config or DEFAULT
+    a dozen statements per batch, however large), the scoring in between is per sender."""
+    decisions, _ = await _match(session, senders, config or DEFAULT)
+    return decisions
+
+
+async def ranked_candidates(
+    session: AsyncSession, senders: Sequence[Sender], *, config: MatchConfig | None = None
+) -> list[list[Candidate]]:
+    """Every candidate each sender was scored against, best first, past the exact stage: the
+    pairs a refit of the weights learns from."""
+    _, ranked = await _match(session, senders, config or DEFAULT, exact=False)
+    return [ranked.get(i, []) for i in range(len(senders))]
+
+
+Label = tuple[Literal["contact_id", "external_id"], int | str | None]  # who the sender is
+
+
+async def review_labels(session: AsyncSession) -> list[tuple[Sender, Label]]:
+    """The review queue's decided senders: a confirmed one is its contact, a rejected one is
+    none of its candidates."""
+    rows = await session.execute(
+        select(MatchReview.sender, MatchReview.status, MatchReview.contact_id)
+        .where(MatchReview.status.in_(("confirmed", "rejected")))
+        .order_by(MatchReview.id)
+    )
+    return [
+        (Sender.from_dict(sender), ("contact_id", contact_id if status == "confirmed" else None))
+        for sender, status, contact_id in rows
+    ]
+
+
+async def labelled_pairs(
+    session: AsyncSession,
+    labelled: Sequence[tuple[Sender, Label]],
+    *,
+    config: MatchConfig | None = None,
+) -> list[tuple[dict[str, str], bool]]:
+    """The evidence levels of every candidate of each labelled sender, and whether it is the
+    one: what `crm.weights.fit` learns from. Matched 500 senders a query round."""
+    pairs: list[tuple[dict[str, str], bool]] = []
+    for start in range(0, len(labelled), 500):
+        chunk = labelled[start : start + 500]
+        ranked = await ranked_candidates(session, [s for s, _ in chunk], config=config)
+        for (_, (by, who)), candidates in zip(chunk, ranked, strict=True):
+            pairs += [
+                (c.levels, who is not None and getattr(c, by) == who)
+                for c in candidates
+                if c.levels
+            ]
+    return pairs
+
+
+async def _match(
+    session: AsyncSession, senders: Sequence[Sender], cfg: MatchConfig, *, exact: bool = True
+) -> tuple[list[Decision], dict[int, list[Candidate]]]:
+    weights = cfg.weights
     facts = [_facts(s, cfg.region) for s in senders]
     keys = [
         identity_keys(
@@ -362,10 +428,12 @@ async def match_senders(
         )
         for s, f in zip(senders, facts, strict=True)
     ]
-    decided: list[Decision | None] = await _exact_owners(session, keys, facts)
+    decided: list[Decision | None] = (
+        await _exact_owners(session, keys, facts) if exact else [None for _ in facts]
+    )
     todo = [i for i, d in enumerate(decided) if d is None]
     if not todo:
-        return [d for d in decided if d is not None]
+        return [d for d in decided if d is not None], {}
 
     by_domain = await _domain_relations(session, {facts[i].company_domain for i in todo})
     domain_ids = {i: by_domain.get(facts[i].company_domain or "", []) for i in todo}
@@ -386,14 +454,22 @@ async def match_senders(
             relation_ids[i] = [shared, *[r for r in relation_ids[i] if r != shared]]
         known[i] = relation_ids[i] + company_ids
 
-    # The company is known: its own contacts first. A clear winner there needs no search through
-    # every contact (the common case: a new address at a known company domain).
+    # The company is known: its own contacts first, with the contacts the sender's earlier
+    # messages were linked to and those whose number ends in the same seven digits. A clear
+    # winner there needs no search through every contact (the common case: a new address at a
+    # known company domain).
     scored: dict[int, list[Candidate]] = {i: [] for i in todo}
     first = await _relation_contacts(session, {i: known[i] for i in todo if known[i]}, cfg.limit)
+    for i, ids in (await _history(session, {i: facts[i] for i in todo})).items():
+        facts[i].history = set(ids)
+        first[i] = ids + [c for c in first.get(i, []) if c not in ids]
+    tails = {i: f.phone[-7:] for i in todo if (f := facts[i]).phone and len(f.phone) >= 9}
+    for i, ids in (await _phone_tails(session, tails, cfg.limit)).items():
+        first[i] = first.get(i, []) + [c for c in ids if c not in first.get(i, [])]
     records = await _load(session, {c for ids in first.values() for c in ids})
     searching = []
     for i in todo:
-        scored[i] = _scored(facts[i], first.get(i, []), records, relation_ids[i])
+        scored[i] = _scored(facts[i], first.get(i, []), records, relation_ids[i], weights)
         if scored[i] and _clear(scored[i], cfg):
             decided[i] = _decide(scored[i], cfg, relation_ids[i], facts[i])
         else:
@@ -406,20 +482,75 @@ async def match_senders(
     for i in searching:
         seen = {c.contact_id for c in scored[i]}
         ids = [c for c in found.get(i, []) if c not in seen]
-        ranked = scored[i] + _scored(facts[i], ids, records, relation_ids[i])
-        ranked.sort(key=lambda c: -c.score)
+        scored[i] = scored[i] + _scored(facts[i], ids, records, relation_ids[i], weights)
+        scored[i].sort(key=lambda c: -c.score)
         decided[i] = (
-            _decide(ranked, cfg, relation_ids[i], facts[i])
-            if ranked
+            _decide(scored[i], cfg, relation_ids[i], facts[i])
+            if scored[i]
             else _relation_only(relation_ids[i], facts[i])
         )
-    return [d for d in decided if d is not None]
+    return [d for d in decided if d is not None], scored
+
+
+_HISTORY = text(
+    """SELECT q.i, h.contact_id
+       FROM unnest(CAST(:i AS int[]), CAST(:email AS text[])) AS q(i, email)
+       CROSS JOIN LATERAL (
+           SELECT coalesce(l.converted_contact_id, i.contact_id) AS contact_id
+           FROM identities AS i LEFT JOIN leads AS l ON l.id = i.lead_id
+           WHERE i.kind = 'email' AND i.key = q.email AND NOT i.shared
+             AND coalesce(l.converted_contact_id, i.contact_id) IS NOT NULL
+           LIMIT 3) AS h"""
+)
+
+
+async def _history(session: AsyncSession, senders: dict[int, _Facts]) -> dict[int, list[int]]:
+    """The contacts a person linked this address's earlier messages to: its lead was converted
+    into them (the address stayed the lead's), for all senders in one query."""
+    wanted = {i: f.email_key for i, f in senders.items() if f.email_key and not f.shared}
+    if not wanted:
+        return {}
+    out: dict[int, list[int]] = {}
+    rows = await session.execute(_HISTORY, {"i": list(wanted), "email": list(wanted.values())})
+    for i, contact_id in rows:
+        out.setdefault(i, []).append(contact_id)
+    return out
+
+
+_PHONE_TAILS = text(
+    """SELECT q.i, p.contact_id
+       FROM unnest(CAST(:i AS int[]), CAST(:tail AS text[])) AS q(i, tail)
+       CROSS JOIN LATERAL (
+           SELECT contact_id FROM identities
+           WHERE kind = 'phone' AND right(value, 7) = q.tail AND contact_id IS NOT NULL
+           LIMIT :limit) AS p"""
+)
+
+
+async def _phone_tails(
+    session: AsyncSession, tails: dict[int, str], limit: int
+) -> dict[int, list[int]]:
+    """The contacts whose number ends in the same seven digits as each sender's (a number
+    written with another country or area code), through the index on the tail."""
+    if not tails:
+        return {}
+    out: dict[int, list[int]] = {}
+    rows = await session.execute(
+        _PHONE_TAILS, {"i": list(tails), "tail": list(tails.values()), "limit": limit}
+    )
+    for i, contact_id in rows:
+        out.setdefault(i, []).append(contact_id)
+    return out
 
 
 def _scored(
-    facts: _Facts, ids: list[int], records: dict[int, _Record], relation_ids: list[int]
+    facts: _Facts,
+    ids: list[int],
+    records: dict[int, _Record],
+    relation_ids: list[int],
+    weights: Weights,
 ) -> list[Candidate]:
-    scored = [_score(facts, records[i], relation_ids) for i in ids if i in records]
+    scored = [_score(facts, records[i], relation_ids, weights) for i in ids if i in records]
     scored.sort(key=lambda c: -c.score)
     return scored
 
@@ -483,8 +614,10 @@ async def _exact_owners(
                 Identity.lead_id,
                 Contact.relation_id.label("contact_relation_id"),
                 Contact.external_id,
+                Lead.converted_contact_id,
             )
             .outerjoin(Contact, Contact.id == Identity.contact_id)
+            .outerjoin(Lead, Lead.id == Identity.lead_id)
             .where(or_(*conditions))
         )
     ).all()
@@ -512,7 +645,8 @@ def _exact_owner(rows: Sequence[Any], keys: list[Key], facts: _Facts) -> Decisio
             reasons={row.kind: how},
         )
     for row in mine:
-        if row.lead_id:
+        # A lead a person has since converted: the contact is evidence, not yet a link.
+        if row.lead_id and not row.converted_contact_id:
             return Decision("unknown", 0.0, lead_id=row.lead_id, reasons={row.kind: "a lead's"})
     return None
 
@@ -599,7 +733,7 @@ async def _candidate_ids(
 ) -> dict[int, list[int]]:
     """Stage 3: candidate contacts of each sender, found through indexes only: one search for
     all senders, and one more for the surnames with a typo."""
-    queries: dict[int, tuple[str, list[str]]] = {}  # sender -> (surname anchor, narrowing)
+    queries: dict[int, tuple[list[str], list[str]]] = {}  # sender -> (surname anchors, narrowing)
     for i, facts in senders.items():
         person = facts.person
         surname = _lexemes(person.surname) if person is not None else []
@@ -607,18 +741,18 @@ async def _candidate_ids(
             continue
         # The longest word of the surname ('vries' of 'de vries-jansen') must be there; a given
         # name, an initial, the company or the city narrows a common one.
-        anchor = max(surname, key=len)
         # (A lone initial is no narrowing: 'j:*' expands to every word starting with j.)
-        narrow = [g for g in person.given[:2] if g.isalnum() and len(g) >= 2]
+        given = [g for g in person.given[:2] if g.isalnum() and len(g) >= 2]
+        narrow = given + [f for g in given[:1] for f in forms_of(g)[:6] if f.isalnum()]
         narrow += [f"{w}:*" for w in _lexemes(facts.company)[:3] if len(w) >= 4]
         narrow += _lexemes(facts.city)[:2]
-        queries[i] = (anchor, narrow)
+        queries[i] = (_anchors(person, max(surname, key=len)), narrow)
     found = await _search(
-        session, {i: _tsquery([anchor], narrow) for i, (anchor, narrow) in queries.items()}, limit
+        session, {i: _tsquery(heads, narrow) for i, (heads, narrow) in queries.items()}, limit
     )
     typos: dict[int, str] = {}
     known: list[str] | None = None
-    for i, (anchor, narrow) in queries.items():
+    for i, ([anchor, *_], narrow) in queries.items():
         if found.get(i) or len(anchor) < 4:
             continue
         # A typo in the surname: the index's words within one edit of it.
@@ -636,6 +770,27 @@ async def _candidate_ids(
             typos[i] = _tsquery(alternatives, narrow)
     found.update(await _search(session, typos, limit))
     return {i: list(dict.fromkeys(ids))[: limit * 2] for i, ids in found.items()}
+
+
+_JOINED_PARTICLES = ("vander", "vanden", "vande", "van", "ter", "ten", "den", "der", "de", "te")
+
+
+def _anchors(person: normalizers.PersonName, anchor: str) -> list[str]:
+    """The surname's longest word, and how it may be written joined or split: 'vanderberg' for
+    'van der Berg' and 'berg' for 'Vanderberg'; 'blake' for 'bl ake' (a stray space)."""
+    heads = [anchor]
+    joined = _joined(person)
+    if joined != anchor and joined.isalnum():
+        heads.append(joined)
+    for particle in _JOINED_PARTICLES:
+        if anchor.startswith(particle) and len(anchor) - len(particle) >= 3:
+            heads.append(anchor[len(particle) :])
+            break
+    if len(person.given) > 1:
+        stray = person.given[-1] + person.surname.replace(" ", "")
+        if stray.isalnum():
+            heads.append(stray)
+    return list(dict.fromkeys(heads))
 
 
 def _tsquery(heads: list[str], narrow: list[str]) -> str:
@@ -722,18 +877,14 @@ def _first_city(addresses: Any) -> str:
     return ""
 
 
-# Evidence weights (log-odds): agreement adds, disagreement subtracts. The prior says a random
-# candidate is unlikely to be the sender; the logistic turns the sum into a score in 0..1.
-PRIOR = -5.5
-
-
-def _score(facts: _Facts, rec: _Record, relation_ids: list[int]) -> Candidate:
-    weight = PRIOR
+def _score(facts: _Facts, rec: _Record, relation_ids: list[int], weights: Weights) -> Candidate:
+    """The evidence per field, as levels; their fitted weights summed with the prior (log-odds)
+    and turned into a score between 0 and 1."""
+    levels: dict[str, str] = {}
     reasons: dict[str, str] = {}
 
-    def note(name: str, points: float, why: str) -> None:
-        nonlocal weight
-        weight += points
+    def note(name: str, level: str, why: str) -> None:
+        levels[name] = level
         reasons[name] = why
 
     person = facts.person
@@ -741,99 +892,148 @@ def _score(facts: _Facts, rec: _Record, relation_ids: list[int]) -> Candidate:
         theirs = normalizers.person_name(
             f"{rec.first_name} {rec.last_name}".strip() or rec.full_name
         )
-        _score_name(person, theirs, note)
+        at_domain = rec.relation_id in relation_ids and facts.company_domain is not None
+        _score_name(person, theirs, at_domain, note)
     if facts.company or rec.relation:
         _score_company(facts, rec, relation_ids, note)
     if facts.city:
         cities = {rec.city, rec.relation_city} - {""}
         if facts.city in cities:
-            note("city", 1.0, f"{facts.city} matches")
+            note("city", "same", f"{facts.city} matches")
         elif cities:
-            note("city", -0.5, f"{facts.city} ≠ {', '.join(sorted(cities))}")
+            note("city", "differ", f"{facts.city} ≠ {', '.join(sorted(cities))}")
     if facts.email and rec.emails and not facts.shared:  # a shared mailbox is nobody's own
         if facts.email_key and facts.email_key in {normalizers.email_key(e) for e in rec.emails}:
-            note("email", 8.0, "same address")
+            note("email", "same", "same address")
         elif facts.domain and facts.domain in {e.split("@", 1)[1] for e in rec.emails}:
             if facts.company_domain:
-                note("email", 0.0, f"another address at {facts.domain}")
+                note("email", "same_domain", f"another address at {facts.domain}")
         else:
-            note("email", -0.5, "a new address")
+            note("email", "new", "a new address")
     if facts.phone and rec.phones:
         if facts.phone in rec.phones:
-            note("phone", 6.0, "same number")
+            note("phone", "same", "same number")
+        elif facts.phone[-7:] in {p[-7:] for p in rec.phones}:
+            note("phone", "last7", f"same last 7 digits as {rec.phones[0]}")
         else:
-            note("phone", -1.0, "another number")
-    score = 1.0 / (1.0 + math.exp(-weight))
+            note("phone", "differ", "another number")
+    if rec.contact_id in facts.history:
+        note("history", "linked", "earlier messages from this address were linked to them")
+    weight = weights.prior + sum(weights.of(name, level) for name, level in levels.items())
+    if _NOT_THE_NAME & levels.items():
+        # The company, its domain and the city never name the person by themselves: a name
+        # that disagrees leaves at most a suggestion to review, never a rival to the right one.
+        weight = min(weight, _NAME_DISAGREES)
     return Candidate(
         contact_id=rec.contact_id,
         relation_id=rec.relation_id,
-        score=score,
+        score=1.0 / (1.0 + math.exp(-weight)),
         reasons=reasons,
         external_id=rec.external_id,
         name=rec.full_name,
         relation=rec.relation or None,
+        levels=levels,
     )
 
 
-def _score_name(mine: normalizers.PersonName, theirs: normalizers.PersonName, note: Any) -> None:
-    """Surname, then given names or initials."""
+_NOT_THE_NAME = {
+    ("surname", "differ"),
+    ("given", "differ"),
+    ("given", "initial_conflict"),
+    ("given", "second_initial_conflict"),
+}
+_NAME_DISAGREES = math.log(0.8 / 0.2)  # a score of 0.8 at most
+
+
+def _joined(name: normalizers.PersonName) -> str:
+    """The surname with its particles and without spaces: 'van der berg' is 'vanderberg'."""
+    return f"{name.particles}{name.surname}".replace(" ", "")
+
+
+def _swapped(mine: normalizers.PersonName, theirs: normalizers.PersonName) -> bool:
+    """'Visser, Jan' read the wrong way round: my surname is their given name and vice versa."""
+    if not theirs.given:
+        return False
+    if not mine.given:  # 'M. Hannah' for Hannah Mihal: the initial is the surname's
+        return bool(mine.initials) and (
+            _close(mine.surname, theirs.given[0]) and mine.initials[0] == theirs.surname[:1]
+        )
+    return _close(mine.surname, theirs.given[0]) and _close(mine.given[0], theirs.surname)
+
+
+def _close(a: str, b: str) -> bool:
+    return a == b or (min(len(a), len(b)) >= 4 and OSA.distance(a, b, score_cutoff=1) <= 1)
+
+
+def _score_name(
+    mine: normalizers.PersonName, theirs: normalizers.PersonName, at_domain: bool, note: Any
+) -> None:
+    """Surname (with particles, joined or split), then given names, short forms or initials."""
     my_surname = f"{mine.particles} {mine.surname}".strip()
     their_surname = f"{theirs.particles} {theirs.surname}".strip()
-    if (
-        mine.given
-        and theirs.given
-        and (mine.surname, mine.given[0]) == (theirs.given[0], theirs.surname)
-    ):
-        note("surname", 4.0, f"{theirs.surname} matches (written as given name)")
-        note("given", 3.0, f"{theirs.given[0]} matches (written as surname)")
+    if mine.surname != theirs.surname and _swapped(mine, theirs):
+        note("surname", "swapped", f"{theirs.surname} matches (written as given name)")
+        note("given", "swapped", f"{theirs.given[0]} matches (written as surname)")
         return
     exact = mine.surname == theirs.surname or my_surname == their_surname
     similarity = fuzz.ratio(mine.surname, theirs.surname)
-    one_edit = min(len(mine.surname), len(theirs.surname)) >= 4 and (
-        OSA.distance(mine.surname, theirs.surname) <= 1
-    )
+    edits = OSA.distance(mine.surname, theirs.surname, score_cutoff=3)
+    shortest = min(len(mine.surname), len(theirs.surname))
     if exact:
-        note("surname", 4.0, f"{theirs.surname} matches")
-    elif one_edit or similarity >= 85:
-        note("surname", 2.5, f"{mine.surname} ≈ {theirs.surname} ({similarity:.0f})")
+        note("surname", "exact", f"{theirs.surname} matches")
+    elif _joined(mine) == _joined(theirs) or (
+        len(mine.given) > 1 and mine.given[-1] + mine.surname == _joined(theirs)
+    ):
+        note("surname", "joined", f"{my_surname} is {their_surname} (joined or split)")
+    elif (shortest >= 4 and edits <= 1) or similarity >= 85:
+        note("surname", "one_edit", f"{mine.surname} ≈ {theirs.surname} ({similarity:.0f})")
+    elif at_domain and shortest >= 4 and edits <= 2:
+        note("surname", "two_edits_domain", f"{mine.surname} ≈ {theirs.surname} at their domain")
     elif {mine.surname} & set(their_surname.split()) or {theirs.surname} & set(my_surname.split()):
-        note("surname", 2.0, f"{mine.surname} is part of {their_surname}")
+        note("surname", "part", f"{mine.surname} is part of {their_surname}")
     elif similarity >= 75:
-        note("surname", 0.5, f"{mine.surname} ~ {theirs.surname} ({similarity:.0f})")
+        note("surname", "fuzzy", f"{mine.surname} ~ {theirs.surname} ({similarity:.0f})")
     else:
-        note("surname", -5.0, f"{mine.surname} ≠ {theirs.surname}")
+        note("surname", "differ", f"{mine.surname} ≠ {theirs.surname}")
         return
     if mine.given and theirs.given:
         a, b = mine.given[0], theirs.given[0]
         if a == b:
-            note("given", 3.5, f"{a} matches")
+            note("given", "exact", f"{a} matches")
+        elif same_person_name(a, b):
+            note("given", "nickname", f"{a} is a form of {b}")
         elif min(len(a), len(b)) >= 3 and (a.startswith(b) or b.startswith(a)):
-            note("given", 2.5, f"{a} ≈ {b} (shortened)")
+            note("given", "shortened", f"{a} ≈ {b} (shortened)")
         elif fuzz.ratio(a, b) >= 80 or a.startswith(b) or b.startswith(a):
-            note("given", 1.5, f"{a} ≈ {b}")
+            note("given", "fuzzy", f"{a} ≈ {b}")
         else:
-            note("given", -4.0, f"{a} ≠ {b}")
+            note("given", "differ", f"{a} ≠ {b}")
     elif mine.initials and theirs.initials:
-        if mine.initials[0] == theirs.initials[0]:
-            note("given", 1.5, f"initial {mine.initials[0]} matches")
+        # An initial against a written name counts too: 'J. Visser' is not 'Piet Visser', and
+        # 'J.P. Visser' is not 'J.K. Visser'.
+        a, b = mine.initials, theirs.initials
+        if a[0] != b[0]:
+            note("given", "initial_conflict", f"initial {a[0]} ≠ {b[0]}")
+        elif len(a) > 1 and len(b) > 1 and a[1] != b[1]:
+            note("given", "second_initial_conflict", f"initials {a} ≠ {b}")
         else:
-            note("given", -4.0, f"initial {mine.initials[0]} ≠ {theirs.initials[0]}")
+            note("given", "initial", f"initial {a[0]} matches")
 
 
 def _score_company(facts: _Facts, rec: _Record, relation_ids: list[int], note: Any) -> None:
     if rec.relation_id is not None and rec.relation_id in relation_ids and facts.company_domain:
-        note("domain", 4.0, f"{facts.company_domain} is the relation's domain")
+        note("domain", "relation", f"{facts.company_domain} is the relation's domain")
     elif facts.shared and rec.relation_id in relation_ids:
-        note("mailbox", 2.0, f"{facts.email} is the relation's shared mailbox")
+        note("mailbox", "relation", f"{facts.email} is the relation's shared mailbox")
     if facts.company and rec.relation:
         theirs = normalizers.company(rec.relation)
         similarity = fuzz.token_set_ratio(facts.company, theirs)
         if similarity >= 95:
-            note("company", 3.5, f"{rec.relation} matches")
+            note("company", "same", f"{rec.relation} matches")
         elif similarity >= 85 or _prefix(facts.company, theirs):
-            note("company", 2.0, f"{facts.company} ≈ {theirs} ({similarity:.0f})")
+            note("company", "close", f"{facts.company} ≈ {theirs} ({similarity:.0f})")
         elif similarity < 60:
-            note("company", -2.5, f"{facts.company} ≠ {theirs}")
+            note("company", "differ", f"{facts.company} ≠ {theirs}")
 
 
 def _prefix(a: str, b: str) -> bool:

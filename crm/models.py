@@ -206,6 +206,12 @@ class Identity(Timestamped, Base):
         UniqueConstraint("kind", "value"),
         one_of("kind", IDENTITY_KINDS),
         CheckConstraint("num_nonnulls(contact_id, relation_id, lead_id) = 1", name="one_owner"),
+        # The matcher's blocking key: a number written with another country or area code.
+        Index(
+            "ix_identities_phone_tail",
+            text("right(value, 7)"),
+            postgresql_where=text("kind = 'phone'"),
+        ),
     )
 
     kind: Mapped[str] = mapped_column(String(20))

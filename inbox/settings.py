@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     def match_config(self) -> MatchConfig:
         """The matcher's thresholds and default phone region."""
         return MatchConfig(
-            link=self.match_link, review=self.match_review, region=self.default_region
+            link=self.match_link,
+            review=self.match_review,
+            region=self.default_region,
+            # `switchboard match train` writes its refit here; without one, the shipped weights.
+            weights_file=str(self.data_dir / "match_weights.json"),
         )
 
 

@@ -542,20 +542,24 @@ def count_rows(file: Path) -> int:
         return max(sum(1 for _ in handle) - 1, 0)
 
 
-@main.command("match")
+@main.group("match", invoke_without_command=True)
 @data_dir_option
 @click.option(
     "--file",
     "senders_file",
     type=click.File("r"),
-    required=True,
     help="JSON lines: one sender per line with any of email, phone, telegram_id, name, company, city.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON decision per line.")
-def match_command(senders_file: Any, as_json: bool) -> None:
+@click.pass_context
+def match_command(ctx: click.Context, senders_file: Any, as_json: bool) -> None:
     """Match senders to contacts: linked, review or unknown, with the score and the reasons."""
     from crm.matcher import Sender, match_senders
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if senders_file is None:
+        raise click.UsageError("Missing option '--file'.")
     s = settings()
     config = s.match_config()
 
@@ -598,6 +602,64 @@ def match_command(senders_file: Any, as_json: bool) -> None:
 
     with migrated(s) as urls:
         run(go(urls.database_url))
+
+
+@match_command.command("train")
+@data_dir_option
+@click.option(
+    "--file",
+    "labelled_file",
+    type=click.File("r"),
+    help='JSON lines {"sender": {...}, "external_id": "C-1" or null} instead of the review queue.',
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Where the weights go (default: match_weights.json in the data folder, which the "
+    "matcher then reads).",
+)
+def match_train(labelled_file: Any, out: str | None) -> None:
+    """Refit the matcher's evidence weights from the review queue's confirmed and rejected
+    decisions (or a labelled file) and write them where the matcher reads them."""
+    from crm.matcher import Label, Sender, labelled_pairs, review_labels
+    from crm.weights import fit
+
+    s = settings()
+    config = s.match_config()
+    target = Path(out) if out else Path(config.weights_file or "match_weights.json")
+    labelled: list[tuple[Sender, Label]] = []
+    if labelled_file is not None:
+        for line in labelled_file:
+            if line.strip():
+                row = json.loads(line)
+                labelled.append(
+                    (Sender.from_dict(row["sender"]), ("external_id", row.get("external_id")))
+                )
+
+    async def go(url: str) -> list[tuple[dict[str, str], bool]]:
+        async with session_factory(url) as sessions, sessions() as session:
+            if labelled_file is None:
+                labelled.extend(await review_labels(session))
+            return await labelled_pairs(session, labelled, config=config)
+
+    with migrated(s) as urls:
+        samples = run(go(urls.database_url))
+    matches = sum(match for _, match in samples)
+    if not matches or matches == len(samples):
+        raise click.ClickException(
+            f"{len(labelled)} decisions gave {len(samples)} pairs, {matches} of them matches: "
+            "a refit needs both matches and non-matches"
+        )
+    fitted = fit(
+        samples, start=config.weights, fitted_on=f"{len(samples)} pairs, {matches} matches"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(fitted.to_json() + "\n", encoding="utf-8")
+    click.echo(
+        f"{len(samples)} pairs ({matches} matches) from {len(labelled)} decisions → {target}"
+    )
+    for name, levels in sorted(fitted.levels.items()):
+        click.echo(f"  {name:8} " + "  ".join(f"{k} {v:+.2f}" for k, v in sorted(levels.items())))
 
 
 if __name__ == "__main__":

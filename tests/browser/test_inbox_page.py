@@ -437,7 +437,9 @@ async def test_the_matchers_suggestion_is_confirmed_in_one_click(
     suggestion = page.locator("#panel .suggestions li", has_text="Hamerslag")
     await suggestion.wait_for()
     assert "Jan Visser" in await suggestion.inner_text()
-    assert await page.locator("#panel .suggestions li").count() == 2  # the other Jan Visser too
+    # The other Jan Visser (another city) scores below the review threshold with the learned
+    # weights, so only the likelier one is suggested.
+    assert await page.locator("#panel .suggestions li").count() == 1
     await page.screenshot(path=str(screenshots / "match-suggestion.png"))
     await suggestion.locator("button.confirm").click()
     await page.locator("#panel .relation h4", has_text="Hamerslag").wait_for()

@@ -235,6 +235,8 @@ def test_the_public_command_names_exist() -> None:
         ["events", "list"],
         ["events", "replay"],
         ["users", "add"],
+        ["match"],
+        ["match", "train"],
     ):
         result = CliRunner().invoke(main, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)
