@@ -1,7 +1,7 @@
 """The matcher's blocking key on a number's last seven digits
 
 Revision ID: 0019
-Revises: 0018
+Revises: 0017
 Create Date: 2026-12-04 14:30:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
