@@ -7,10 +7,17 @@ from channels.mail.adapter import EmailAdapter
 from channels.telegram.adapter import TelegramAdapter
 from channels.telephony.adapter import TelephonyAdapter
 from channels.webform.adapter import WebformAdapter
+from channels.whatsapp.adapter import WhatsAppAdapter
 
 ADAPTERS: dict[str, Adapter] = {
     adapter.kind: adapter
-    for adapter in (WebformAdapter(), TelephonyAdapter(), EmailAdapter(), TelegramAdapter())
+    for adapter in (
+        WebformAdapter(),
+        TelephonyAdapter(),
+        EmailAdapter(),
+        TelegramAdapter(),
+        WhatsAppAdapter(),
+    )
 }
 
 # Kinds that can send replies: "module:function" of an async send(config, OutboundMessage),
@@ -18,6 +25,7 @@ ADAPTERS: dict[str, Adapter] = {
 SENDERS: dict[str, str] = {
     "email": "channels.mail.smtp:send",
     "telegram": "channels.telegram.sender:send",
+    "whatsapp": "channels.whatsapp.sender:send",
 }
 
 

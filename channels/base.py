@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 JsonObject = dict[str, JsonValue]
@@ -26,6 +27,12 @@ class Unauthorized(AdapterError):
     """Missing or wrong secret, token or signature: answered 401 and never journaled."""
 
     status = 401
+
+
+class Forbidden(AdapterError):
+    """A webhook handshake with the wrong verify token: answered 403."""
+
+    status = 403
 
 
 class ParseError(AdapterError):
@@ -110,7 +117,7 @@ class Attachment:
 class InboundMessage:
     """What an adapter makes of a delivery; the ingest pipeline takes it from here."""
 
-    kind: Literal["message", "form", "call"]
+    kind: Literal["message", "form", "call", "receipt"]  # receipt: delivery status of ours
     external_id: str  # the message's own id (stable across callbacks of one call)
     occurred_at: datetime
     sender: Sender
@@ -150,6 +157,7 @@ class OutboundMessage:
     reply_to_external_id: str | None = None
     quote: str | None = None  # the customer's last message, for channels that quote history
     quote_attribution: str | None = None  # e.g. "Jan Visser <jan@example.nl> wrote on …:"
+    template: Mapping[str, JsonValue] | None = None  # a pre-approved template (WhatsApp)
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,17 @@ class Accepted:
     # Who sent it (an address, a number, a chat), when cheap to tell before processing: events of
     # one sender are processed in order and by one worker at a time.
     sender_key: str | None = field(default=None, compare=False)
+
+
+def json_object(body: bytes, what: str) -> JsonObject:
+    """A body that must be one JSON object; ParseError naming `what` when it is not."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ParseError(f"body is not a JSON object ({what})")
+    return data
 
 
 def phone_key(number: str | None) -> str | None:
@@ -207,4 +226,13 @@ class Adapter(Protocol):
 
     def normalize(self, config: JsonObject, delivery: Delivery) -> InboundMessage | None:
         """Turn a journaled delivery into a message; None when it carries nothing to store."""
+        ...
+
+
+@runtime_checkable
+class Handshake(Protocol):
+    """A kind whose provider verifies the webhook URL by GET before it delivers (Meta)."""
+
+    def verify(self, config: JsonObject, query: Mapping[str, str]) -> str:
+        """The text to echo, or Forbidden."""
         ...

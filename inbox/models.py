@@ -137,6 +137,13 @@ class Message(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "external_id"),
         one_of("direction", ("inbound", "outbound", "internal")),
+        # Delivery receipts (WhatsApp statuses, bounces) find our message by the provider's id.
+        Index(
+            "ix_messages_provider_id",
+            "channel_id",
+            text("(meta ->> 'provider_id')"),
+            postgresql_where=text("direction = 'outbound'"),
+        ),
     )
 
     conversation_id: Mapped[int] = mapped_column(
