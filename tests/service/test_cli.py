@@ -247,3 +247,26 @@ def test_search_command_finds_the_demo_contact(data_dir: Path) -> None:
     results = json.loads(found.stdout)
     assert results["contact"][0]["title"] == "Jan Visser"
     assert results["contact"][0]["subtitle"] == "Hamerslag B.V."
+
+
+def test_channels_add_whatsapp_prints_its_generated_verify_token(data_dir: Path) -> None:
+    config = {"phone_number_id": "106540352242922", "access_token": "EAAGtest", "app_secret": "s3"}
+    added = switchboard(
+        data_dir,
+        "channels",
+        "add",
+        "whatsapp",
+        "--name",
+        "WhatsApp",
+        "--json",
+        "--config",
+        json.dumps(config),
+    )
+    assert added.returncode == 0, added.stderr
+    channel = json.loads(added.stdout)
+    assert channel["kind"] == "whatsapp"
+    assert channel["webhook_path"] == f"/webhooks/whatsapp/{channel['id']}"
+    assert len(channel["secrets"]["verify_token"]) >= 24
+    assert channel["secrets"]["app_secret"] == "s3"
+    missing = switchboard(data_dir, "channels", "add", "whatsapp", "--name", "X", "--config", "{}")
+    assert missing.returncode != 0 and "phone_number_id is required" in missing.stderr
