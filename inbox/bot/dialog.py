@@ -42,9 +42,8 @@ from inbox.routing import sla
 log = structlog.get_logger(__name__)
 
 BOT_KINDS = frozenset({"telegram", "whatsapp"})  # chat channels the bot talks on
-DOWNLOAD_KINDS = frozenset(
-    {"telegram", "whatsapp"}
-)  # attachments arrive as a reference, fetched later
+# Attachments arrive as a reference, fetched later.
+DOWNLOAD_KINDS = frozenset({"telegram", "whatsapp"})
 GROUP_TYPES = frozenset({"group", "supergroup"})
 HANDOVER_WORDS = (
     "medewerker",
