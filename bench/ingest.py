@@ -9,7 +9,7 @@ realistic mix of deliveries into CRM rows, with the lag while deliveries keep fl
 What it does (all on loopback, every wait bounded, everything it starts is stopped):
   * a fresh database `switchboard_bench_<random>` on the machine's PostgreSQL (127.0.0.1:5432,
     user postgres), dropped at the end; Redis db 13 on 127.0.0.1:6379, flushed first and last;
-  * `switchboard channels add webform|telephony --json` for the channels (Twilio dialect) and
+  * `switchboard channels add webform|telephony|whatsapp --json` for the channels (Twilio dialect) and
     `switchboard import` of a generated CSV for the CRM (relations, contacts with an e-mail
     address and a mobile number each);
   * `switchboard web --processes N` and `switchboard worker` as real subprocesses (the project's
@@ -25,7 +25,8 @@ Phases:
   (b) the HTTP ceiling: a minimal aiohttp app answering 202 to every POST (it reads the body),
       served by the project's own multi-process server function with the same number of
       processes, driven by the same load generator with the same requests;
-  (c) web form and Twilio deliveries accepted, closed loop at concurrency C; then their latency
+  (c) web form, Twilio and WhatsApp (Cloud API, X-Hub-Signature-256) deliveries accepted, closed
+      loop at concurrency C; then the web form's and Twilio's latency
       at a fixed 1,000 deliveries/s, open loop, counted from each request's scheduled send time
       (no coordinated omission);
   (d) end to end, with 1 and then 2 worker processes: a backlog of the mix (5,000 events quick,
@@ -104,12 +105,16 @@ from bench.common import (
     wait_http_ok,
 )
 from bench.search import CITIES, FREE, GIVEN, SURNAMES, company_name
+from channels.signatures import hmac_hex
 from channels.telephony import twilio_signature
 
-REDIS_DB = 13  # bench/inbox.py uses 14; two benchmarks at once must not flush each other
+# bench/inbox.py uses 14; two benchmarks at once must not flush each other
+REDIS_DB = int(os.environ.get("SWITCHBOARD_BENCH_REDIS_DB", "13"))
 REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
 TWILIO_TOKEN = "bench-" + uuid.uuid4().hex
 ACCOUNT_SID = "AC" + uuid.uuid4().hex
+WHATSAPP_SECRET = "bench-" + uuid.uuid4().hex
+WHATSAPP_NUMBER_ID = "106540352242922"
 OUR_NUMBER = "+31201234567"
 TARGETS = {
     "accept_per_s": 2000,
@@ -206,7 +211,15 @@ def person(rng: random.Random, i: int, run: str) -> Person:
 class Deliveries:
     """Builds signed requests; every call returns a new delivery (new id), never a redelivery."""
 
-    def __init__(self, base: str, form: dict[str, Any], phone: dict[str, Any], seed: int) -> None:
+    def __init__(
+        self,
+        base: str,
+        form: dict[str, Any],
+        phone: dict[str, Any],
+        seed: int,
+        chat: dict[str, Any] | None = None,
+    ) -> None:
+        self.chat_url = base + chat["webhook_path"] if chat else ""
         self.form_url = base + form["webhook_path"]
         self.form_token = form["secrets"]["token"]
         self.phone_url = base + phone["webhook_path"]
@@ -288,6 +301,37 @@ class Deliveries:
             "I-Twilio-Idempotency-Token": str(uuid.UUID(int=self.rng.getrandbits(128))),
         }
         return self.phone_url, urlencode(params).encode(), headers
+
+    def whatsapp(self, p: Person | None = None) -> Request:
+        """A Cloud API text notification, signed with the app secret as Meta signs it."""
+        i = self._next()
+        p = p or person(self.rng, i, self.run)
+        wa_id = f"316{p.mobiel or f'{i:08d}'}"
+        message = {
+            "from": wa_id,
+            "id": f"wamid.{self.run}{i:010d}",
+            "timestamp": str(int((self.t0 + timedelta(seconds=i)).timestamp())),
+            "type": "text",
+            "text": {"body": self.rng.choice(BERICHTEN).format(n=i % 40 + 2, plaats=p.plaats)},
+        }
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {
+                "display_phone_number": "31850011122",
+                "phone_number_id": WHATSAPP_NUMBER_ID,
+            },
+            "contacts": [{"profile": {"name": p.naam}, "wa_id": wa_id}],
+            "messages": [message],
+        }
+        change = {"value": value, "field": "messages"}
+        body = json.dumps(
+            {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [change]}]}
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": "sha256=" + hmac_hex(WHATSAPP_SECRET, body),
+        }
+        return self.chat_url, body, headers
 
     def mixed(self) -> Request:
         return self.webform() if self.n % 2 else self.twilio()
@@ -1077,7 +1121,27 @@ async def run(plan: Plan) -> dict[str, Any]:
             ],
             env,
         )
-        make = Deliveries(base, form, phone, seed=42)
+        chat = run_json(
+            [
+                switchboard,
+                "channels",
+                "add",
+                "whatsapp",
+                "--name",
+                "WhatsApp klantenservice",
+                "--json",
+                "--config",
+                json.dumps(
+                    {
+                        "phone_number_id": WHATSAPP_NUMBER_ID,
+                        "access_token": "bench-token",
+                        "app_secret": WHATSAPP_SECRET,
+                    }
+                ),
+            ],
+            env,
+        )
+        make = Deliveries(base, form, phone, seed=42, chat=chat)
 
         # The CRM of (d), through the command a user runs.
         contacts = crm_contacts(plan.crm_contacts)
@@ -1105,6 +1169,7 @@ async def run(plan: Plan) -> dict[str, Any]:
         reqs = {
             "webform": [make.webform() for _ in range(plan.requests)],
             "twilio": [make.twilio() for _ in range(plan.requests)],
+            "whatsapp": [make.whatsapp() for _ in range(plan.requests)],
         }
 
         # (a) The machine's ceiling, before anything else holds connections.
@@ -1145,7 +1210,7 @@ async def run(plan: Plan) -> dict[str, Any]:
             results["bare_ready_s"] = round(time.perf_counter() - bare.started_at, 1)
             print(f"    (healthy {results['bare_ready_s']:.1f} s after start)", flush=True)
             await closed_loop(iter(moved(reqs["webform"][:1000], base, bare_base)), c)
-            for name in ("webform", "twilio"):
+            for name in ("webform", "twilio", "whatsapp"):
                 m = CpuMeter({"bench": os.getpid(), "bare": bare.pid}, database)
                 m.start()
                 x = await closed_loop(iter(moved(reqs[name], base, bare_base)), c)
@@ -1188,7 +1253,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                 f"(healthy {results['web_ready_s']:.1f} s after start), no worker running {at()}",
                 flush=True,
             )
-            for name in ("webform", "twilio"):
+            for name in ("webform", "twilio", "whatsapp"):
                 prof = (
                     Profiler(server.pid, logs / f"web-{name}.pyspy.txt", subprocesses=True)
                     if plan.profile
@@ -1458,10 +1523,10 @@ async def run(plan: Plan) -> dict[str, Any]:
     rows: list[tuple[str, str, str, bool | None]] = [
         ("(a) PostgreSQL INSERT+COMMIT ceiling (before/after mean)", f"{ceiling:,.0f}/s", "", None)
     ]
-    for name in ("webform", "twilio"):
+    for name in ("webform", "twilio", "whatsapp"):
         v = results["http_ceiling"][name]["per_s"]
         rows.append((f"(b) HTTP ceiling, bare aiohttp, {name} requests", f"{v:,.0f}/s", "", None))
-    for name in ("webform", "twilio"):
+    for name in ("webform", "twilio", "whatsapp"):
         v = results[name]["per_s"]
         rows.append(
             (
@@ -1471,11 +1536,11 @@ async def run(plan: Plan) -> dict[str, Any]:
                 v >= TARGETS["accept_per_s"],
             )
         )
-    for name in ("webform", "twilio"):
+    for name in ("webform", "twilio", "whatsapp"):
         v = results[name]["per_s"] / ceiling
         results[f"{name}_over_pg_ceiling"] = v
         rows.append((f"(c)/(a) {name}", f"{v:.2f}", "≥ 0.50", v >= TARGETS["accept_over_ceiling"]))
-    for name in ("webform", "twilio"):
+    for name in ("webform", "twilio", "whatsapp"):
         v = results[name]["per_s"] / results["http_ceiling"][name]["per_s"]
         results[f"{name}_over_http_ceiling"] = v
         rows.append((f"(c)/(b) {name}", f"{v:.2f}", "≥ 0.50", v >= TARGETS["accept_over_ceiling"]))

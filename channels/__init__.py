@@ -8,6 +8,7 @@ from channels.telegram.adapter import TelegramAdapter
 from channels.telephony.adapter import TelephonyAdapter
 from channels.webchat.adapter import WebchatAdapter
 from channels.webform.adapter import WebformAdapter
+from channels.whatsapp.adapter import WhatsAppAdapter
 
 ADAPTERS: dict[str, Adapter] = {
     adapter.kind: adapter
@@ -17,6 +18,7 @@ ADAPTERS: dict[str, Adapter] = {
         EmailAdapter(),
         TelegramAdapter(),
         WebchatAdapter(),
+        WhatsAppAdapter(),
     )
 }
 
@@ -26,6 +28,7 @@ SENDERS: dict[str, str] = {
     "email": "channels.mail.smtp:send",
     "telegram": "channels.telegram.sender:send",
     "webchat": "channels.webchat.sender:send",
+    "whatsapp": "channels.whatsapp.sender:send",
 }
 
 

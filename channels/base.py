@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 JsonObject = dict[str, JsonValue]
@@ -27,6 +28,12 @@ class Unauthorized(AdapterError):
     """Missing or wrong secret, token or signature: answered 401 and never journaled."""
 
     status = 401
+
+
+class Forbidden(AdapterError):
+    """A webhook handshake with the wrong verify token: answered 403."""
+
+    status = 403
 
 
 class ParseError(AdapterError):
@@ -111,7 +118,7 @@ class Attachment:
 class InboundMessage:
     """What an adapter makes of a delivery; the ingest pipeline takes it from here."""
 
-    kind: Literal["message", "form", "call"]
+    kind: Literal["message", "form", "call", "receipt"]  # receipt: delivery status of ours
     external_id: str  # the message's own id (stable across callbacks of one call)
     occurred_at: datetime
     sender: Sender
@@ -151,6 +158,7 @@ class OutboundMessage:
     reply_to_external_id: str | None = None
     quote: str | None = None  # the customer's last message, for channels that quote history
     quote_attribution: str | None = None  # e.g. "Jan Visser <jan@example.nl> wrote on …:"
+    template: Mapping[str, JsonValue] | None = None  # a pre-approved template (WhatsApp)
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,19 @@ class Accepted:
     # Who sent it (an address, a number, a chat), when cheap to tell before processing: events of
     # one sender are processed in order and by one worker at a time.
     sender_key: str | None = field(default=None, compare=False)
+
+
+def json_object(body: bytes, what: str) -> JsonObject:
+    """A body that must be one JSON object; ParseError naming `what` when it is not."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ParseError("body is not JSON we read: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ParseError(f"body is not a JSON object ({what})")
+    return data
 
 
 def phone_key(number: str | None) -> str | None:
@@ -217,3 +238,12 @@ _PATH_PART = re.compile(r"^.*[/\\]")
 def bare_filename(raw: str) -> str:
     """A sender's file name without any folder part (no ../ climbing), at most 255 characters."""
     return _PATH_PART.sub("", " ".join(raw.splitlines())).strip(" .")[:255]
+
+
+@runtime_checkable
+class Handshake(Protocol):
+    """A kind whose provider verifies the webhook URL by GET before it delivers (Meta)."""
+
+    def verify(self, config: JsonObject, query: Mapping[str, str]) -> str:
+        """The text to echo, or Forbidden."""
+        ...

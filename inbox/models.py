@@ -156,6 +156,13 @@ class Message(Timestamped, Base):
             "author_id",
             postgresql_where=text("direction = 'outbound' AND author_id IS NOT NULL"),
         ),
+        # Delivery receipts (WhatsApp statuses, bounces) find our message by the provider's id.
+        Index(
+            "ix_messages_provider_id",
+            "channel_id",
+            text("(meta ->> 'provider_id')"),
+            postgresql_where=text("direction = 'outbound'"),
+        ),
     )
 
     conversation_id: Mapped[int] = mapped_column(

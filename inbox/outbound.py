@@ -8,14 +8,16 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import SENDERS
 from channels.base import JsonObject, OutboundMessage, SendResult
+from channels.whatsapp.config import SERVICE_WINDOW, WINDOW_ERROR
 from crm.models import Identity
 from inbox.history import record
 from inbox.models import Channel, Conversation, Message
+from inbox.schemas import TemplateIn
 
 Sender = Callable[[JsonObject, OutboundMessage], Awaitable[SendResult]]
 
@@ -65,6 +67,28 @@ async def reply_route(session: AsyncSession, conversation: Conversation) -> tupl
     raise CannotSend(f"a {channel.kind} conversation cannot be answered here; no e-mail route")
 
 
+async def window_open(
+    session: AsyncSession, conversation: Conversation, channel: Channel, now: datetime
+) -> bool:
+    """Whether the customer wrote on this channel within the service window (WhatsApp)."""
+    last = await session.scalar(
+        select(func.max(Message.sent_at)).where(
+            Message.conversation_id == conversation.id,
+            Message.channel_id == channel.id,
+            Message.direction == "inbound",
+        )
+    )
+    return last is not None and now - last < SERVICE_WINDOW
+
+
+def template_of(template: TemplateIn) -> dict[str, Any]:
+    """A TemplateIn as the Cloud API's template object."""
+    out: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if template.components:
+        out["components"] = template.components
+    return out
+
+
 async def customer_email(session: AsyncSession, conversation: Conversation) -> str | None:
     owner = (
         Identity.contact_id == conversation.contact_id
@@ -94,9 +118,17 @@ async def queue_reply(
     subject: str | None,
     author_id: int | None,
     now: datetime,
+    template: dict[str, Any] | None = None,
 ) -> Message:
     """Store the reply as queued; the caller enqueues `send_message` after committing."""
     channel, address = await reply_route(session, conversation)
+    meta: dict[str, Any] = {"to": address, "via_channel_kind": channel.kind}
+    if template is not None:
+        if channel.kind != "whatsapp":
+            raise CannotSend(f"templates are for WhatsApp; this reply goes out by {channel.kind}")
+        meta["template"] = template
+    elif channel.kind == "whatsapp" and not await window_open(session, conversation, channel, now):
+        raise CannotSend(WINDOW_ERROR)
     message = Message(
         conversation_id=conversation.id,
         channel_id=channel.id,
@@ -107,7 +139,7 @@ async def queue_reply(
         text=text,
         html=html,
         author_id=author_id,
-        meta={"to": address, "via_channel_kind": channel.kind},
+        meta=meta,
         sent_at=now,
         status="queued",
     )

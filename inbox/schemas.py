@@ -98,10 +98,19 @@ class MessagePage(BaseModel):
     next_cursor: str | None
 
 
+class TemplateIn(BaseModel):
+    """A pre-approved WhatsApp message template: the only reply outside the 24-hour window."""
+
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(default="en", min_length=2, max_length=15)
+    components: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
+
+
 class ReplyIn(BaseModel):
     text: str = Field(min_length=1, max_length=100_000)
     html: str | None = Field(default=None, max_length=1_000_000)
     subject: str | None = Field(default=None, max_length=500)
+    template: TemplateIn | None = None  # WhatsApp only; `text` is what the inbox shows of it
 
 
 class NoteIn(BaseModel):

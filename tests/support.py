@@ -13,6 +13,11 @@ def fixture_bytes(channel: str, name: str) -> bytes:
     return (FIXTURES / channel / name).read_bytes()
 
 
+def stored_file(data_dir: Path, sha256: str) -> bytes:
+    """The bytes the file store keeps under a digest."""
+    return (data_dir.resolve() / "files" / sha256[:2] / sha256[2:4] / sha256).read_bytes()
+
+
 def call_log(
     call_id: str, number: str, status: str = "answered", minute: int = 0, agent: str = "201"
 ) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from channels import adapter_for
-from channels.base import AdapterError, SendResult
+from channels.base import AdapterError, JsonObject, SendResult
 from channels.egress import guarded_session
 from channels.telegram import BotConfig, polled_delivery
 from channels.telegram.sender import (
@@ -37,6 +37,8 @@ from channels.telegram.sender import (
     get_updates,
     share,
 )
+from channels.whatsapp.sender import GraphError
+from channels.whatsapp.sender import download as whatsapp_download
 from inbox import realtime
 from inbox.bot import dialog as bot
 from inbox.bot import external as bot_external
@@ -210,6 +212,13 @@ async def deliver_to_bot(ctx: Ctx, job_id: int) -> str:
     return "failed" if failed else "delivered"
 
 
+# Kinds whose attachments arrive as a provider's reference: how to fetch the bytes.
+DOWNLOADERS: dict[str, Callable[[JsonObject, str], Awaitable[tuple[bytes, str | None]]]] = {
+    "telegram": download,
+    "whatsapp": whatsapp_download,
+}
+
+
 async def download_files(ctx: Ctx, job_id: int) -> str:
     """Fetch the bytes of attachments that came as a provider reference into the file store."""
     sessions: Sessions = ctx["sessions"]
@@ -233,11 +242,12 @@ async def download_files(ctx: Ctx, job_id: int) -> str:
         attempts = job.attempts
     results: dict[int, tuple[str | None, int | None, str | None]] = {}
     retry: str | None = None
-    if channel is not None and channel.kind == "telegram" and files is not None:
+    fetch = DOWNLOADERS.get(channel.kind) if channel is not None else None
+    if channel is not None and fetch is not None and files is not None:
         for row in rows:
             try:
-                content, _ = await download(channel.config, str(row.ref))
-            except BotAPIError as exc:
+                content, _ = await fetch(channel.config, str(row.ref))
+            except (BotAPIError, GraphError) as exc:
                 if exc.temporary and attempts + 1 < MAX_ATTEMPTS:
                     retry = exc.reason
                     break

@@ -271,6 +271,7 @@ async def build_outbound(
         if last_inbound and last_inbound.channel_id == message.channel_id
         else None,
         quote=last_inbound.text if last_inbound else None,
+        template=message.meta.get("template"),
         quote_attribution=f"{last_inbound.sender_name or 'You'} wrote on {last_inbound.sent_at:%Y-%m-%d %H:%M}:"
         if last_inbound
         else None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 
@@ -11,10 +10,10 @@ from channels.base import (
     InboundMessage,
     JsonObject,
     JsonValue,
-    ParseError,
     Sender,
     Unprocessable,
     bare_filename,
+    json_object,
 )
 
 # Update kinds we store as messages, and whether the kind is an edit.
@@ -33,14 +32,7 @@ COMMAND = re.compile(r"/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]+))?(?:\s+(.*))?", 
 
 def load_update(body: bytes) -> JsonObject:
     """The Update object in a body; ParseError if it is not one."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParseError(f"body is not JSON: {exc}") from None
-    except RecursionError:
-        raise ParseError("body is not JSON we read: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ParseError("body is not a JSON object (a Telegram Update)")
+    data = json_object(body, "a Telegram Update")
     update_id = data.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         raise Unprocessable("update_id missing or not an integer")

@@ -24,7 +24,7 @@ from inbox.models import (
     HistoryEntry,
     Message,
 )
-from inbox.outbound import CannotSend, add_note, queue_reply
+from inbox.outbound import CannotSend, add_note, queue_reply, template_of
 from inbox.outbox import events as outbox_events
 from inbox.schemas import (
     AssignIn,
@@ -256,6 +256,7 @@ async def reply(req: ApiRequest) -> MessageOut:
                 subject=body.subject,
                 author_id=None if req.principal.scope == "bot" else req.principal.user_id,
                 now=now(),
+                template=template_of(body.template) if body.template else None,
             )
         except CannotSend as exc:
             raise ApiError(409, "cannot_send", str(exc)) from None

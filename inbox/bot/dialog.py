@@ -41,8 +41,9 @@ from inbox.routing import sla
 
 log = structlog.get_logger(__name__)
 
-BOT_KINDS = frozenset({"telegram", "webchat"})  # chat channels the bot talks on
-DOWNLOAD_KINDS = frozenset({"telegram"})  # attachments arrive as a reference, fetched later
+BOT_KINDS = frozenset({"telegram", "webchat", "whatsapp"})  # chat channels the bot talks on
+# Attachments arrive as a reference, fetched later.
+DOWNLOAD_KINDS = frozenset({"telegram", "whatsapp"})
 GROUP_TYPES = frozenset({"group", "supergroup"})
 HANDOVER_WORDS = (
     "medewerker",
@@ -359,7 +360,8 @@ class Turn:
         return [*topics, (say(self.language, "person"), HANDOVER_DATA)]
 
     async def answer(self, message: Message, meta: Mapping[str, Any]) -> None:
-        text = message.text.strip()
+        # A WhatsApp button reply shows its title in the inbox; the bot acts on its data.
+        text = str(meta.get("button_data") or message.text).strip()
         command = meta.get("command")
         if meta.get("callback_query_id") is None and command == "start":
             set_state(self.conversation, misses=0)

@@ -15,6 +15,7 @@ from channels.base import AdapterError, InboundMessage
 from inbox.ingest import bulk, pipeline
 from inbox.ingest.journal import delivery_from
 from inbox.ingest.pipeline import Outcome, Policy, ProcessingError, retryable
+from inbox.ingest.receipts import apply_receipts
 from inbox.models import Channel, Event, Message
 from inbox.outbox import events as outbox_events
 from inbox.routing import sla
@@ -117,6 +118,7 @@ async def process_events(
     }
     outcomes: dict[int, Outcome] = {}
     work: list[tuple[Event, Channel, InboundMessage]] = []
+    receipts: list[tuple[str, InboundMessage]] = []
     for event in events:
         channel = channels.get(event.channel_id)
         try:
@@ -129,7 +131,12 @@ async def process_events(
         if msg is None or (msg.call is not None and msg.call.status is None):
             outcomes[event.id] = Outcome(event.id, "ignored")  # a call still ringing, a ping
             continue
+        if msg.kind == "receipt":  # a status of our own message: no conversation of its own
+            receipts.append((channel.id, msg))
+            outcomes[event.id] = Outcome(event.id, "processed")
+            continue
         work.append((event, channel, msg))
+    await apply_receipts(session, receipts)
     known = await stored_messages(session, [(c.id, m.external_id) for _, c, m in work])
     existing = frozenset(known)  # before this batch: an update of these is no new message
     try:

@@ -14,6 +14,8 @@ from channels.base import (
     Adapter,
     AdapterError,
     Delivery,
+    Forbidden,
+    Handshake,
     JsonObject,
     ParseError,
     Unauthorized,
@@ -216,6 +218,25 @@ async def accept_delivery(
     return 202 if new else 200, body, accepted
 
 
+async def handshake(request: web.Request) -> web.StreamResponse:
+    """A provider's GET to verify the webhook URL (Meta's hub.challenge): echo or 403."""
+    kind, channel_id = request.match_info["kind"], request.match_info["channel_id"]
+    adapter = ADAPTERS.get(kind)
+    if not isinstance(adapter, Handshake):
+        raise web.HTTPMethodNotAllowed("GET", ["POST"])
+    channel = await load_channel(request, kind, channel_id)
+    try:
+        challenge = adapter.verify(channel.config, request.query)
+    except Forbidden as exc:
+        log.info("webhook handshake refused", kind=kind, channel_id=channel_id, reason=exc.reason)
+        return web.json_response({"error": exc.reason}, status=403)
+    except ValueError as exc:
+        log.error("channel misconfigured", kind=kind, channel_id=channel_id, error=str(exc))
+        return web.json_response({"error": "this channel is misconfigured"}, status=503)
+    return web.Response(text=challenge, content_type="text/plain")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/webhooks/{kind}/{channel_id}", receive)
+    app.router.add_get("/webhooks/{kind}/{channel_id}", handshake)
     app.router.add_route("OPTIONS", "/webhooks/{kind}/{channel_id}", preflight)

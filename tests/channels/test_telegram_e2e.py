@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from arq.connections import ArqRedis
 from sqlalchemy import func, select
-from support import fixture_bytes
+from support import fixture_bytes, stored_file
 from telegram_api import BOT_USERNAME, TOKEN, FakeBotAPI
 
 from crm.matcher import add_identities, identity_keys
@@ -693,8 +693,7 @@ async def test_a_photo_is_downloaded_into_the_file_store(
         attachment = (await session.scalars(select(Attachment))).one()
     assert attachment.sha256 is not None and attachment.refused is None
     assert attachment.size == len(b"\xff\xd8\xff\xe0 a jpeg")
-    stored = settings.data_dir.resolve() / "files" / attachment.sha256[:2] / attachment.sha256[2:4]
-    assert (stored / attachment.sha256).read_bytes() == b"\xff\xd8\xff\xe0 a jpeg"
+    assert stored_file(settings.data_dir, attachment.sha256) == b"\xff\xd8\xff\xe0 a jpeg"
 
 
 async def test_an_edit_updates_the_message_and_keeps_the_earlier_text(

@@ -267,3 +267,26 @@ def test_channels_add_webchat_gives_the_embed_snippet(data_dir: Path) -> None:
     refused = switchboard(data_dir, "channels", "add", "webchat", "--name", "X", "--config", bad)
     assert refused.returncode != 0
     assert "not an origin" in refused.stderr
+
+
+def test_channels_add_whatsapp_prints_its_generated_verify_token(data_dir: Path) -> None:
+    config = {"phone_number_id": "106540352242922", "access_token": "EAAGtest", "app_secret": "s3"}
+    added = switchboard(
+        data_dir,
+        "channels",
+        "add",
+        "whatsapp",
+        "--name",
+        "WhatsApp",
+        "--json",
+        "--config",
+        json.dumps(config),
+    )
+    assert added.returncode == 0, added.stderr
+    channel = json.loads(added.stdout)
+    assert channel["kind"] == "whatsapp"
+    assert channel["webhook_path"] == f"/webhooks/whatsapp/{channel['id']}"
+    assert len(channel["secrets"]["verify_token"]) >= 24
+    assert channel["secrets"]["app_secret"] == "s3"
+    missing = switchboard(data_dir, "channels", "add", "whatsapp", "--name", "X", "--config", "{}")
+    assert missing.returncode != 0 and "phone_number_id is required" in missing.stderr
