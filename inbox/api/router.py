@@ -272,6 +272,8 @@ async def read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
         data = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+    except web.HTTPRequestEntityTooLarge as exc:  # answered like every other API error
+        raise ApiError(413, "too_large", exc.text or "the body is too large") from None
     return model.model_validate(data)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -284,6 +285,13 @@ async def test_bad_bodies_get_422_or_400_with_details(
     assert broken.status == 400
     missing = await client.get("/api/conversations/999999", headers=sales)
     assert missing.status == 404
+    huge = await client.post(
+        f"/api/conversations/{conv}/notes",
+        data=io.BytesIO(b'{"text": "' + b"x" * (2 * 1024 * 1024) + b'"}'),
+        headers=sales | {"Content-Type": "application/json"},
+    )
+    assert huge.status == 413 and huge.content_type == "application/json"
+    assert (await huge.json())["error"]["code"] == "too_large"
 
 
 async def test_lead_conversion_moves_identities_and_conversations(
