@@ -219,6 +219,7 @@ async def latency(admin_url: str, redis_url: str, n: int, rounds: int, workers: 
             database_url=url,
             redis_url=redis_url,
             data_dir=Path(tempfile.mkdtemp(prefix="sbbench-")),
+            allow_private_urls=True,  # the fake Bot API listens on loopback
         )
         async with TimedBotAPI() as api:
             engine = make_engine(url, pool_size=2)
