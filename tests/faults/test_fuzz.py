@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.mime.base import MIMEBase
@@ -148,6 +149,16 @@ async def settled(sessions: Sessions) -> list[tuple[str, str | None]]:
         return [tuple(r) for r in (await session.execute(select(Event.status, Event.error))).all()]  # type: ignore[misc]
 
 
+# The service's memory may grow by this much at most while it takes a dialect's fuzzed bodies
+# (each body is bounded by max_body_bytes; a parser that buffered a bomb would blow past it).
+MEMORY_BOUND_MB = 256
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def unsettled(events: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
     return [(s, e) for s, e in events if s not in FINAL or (s == "failed" and not e)]
 
@@ -162,6 +173,7 @@ async def test_fuzzed_deliveries_get_no_5xx_and_every_event_ends_with_a_reason(
     url = str(client.make_url(path))
     cases = deliveries(dialect, examples(25))
     cases.append(multipart_bomb(1000))
+    before = peak_rss_mb()
     server_errors = []
     for body, content_type in cases:
         headers = dialect.headers(channel.config, url, body)
@@ -176,6 +188,7 @@ async def test_fuzzed_deliveries_get_no_5xx_and_every_event_ends_with_a_reason(
     await run_worker()
     assert unsettled(await settled(sessions)) == []
     assert (await client.get("/healthz")).status == 200
+    assert peak_rss_mb() - before < MEMORY_BOUND_MB
 
 
 def mime_leaf(kind: int, text: str) -> MIMEBase:
@@ -237,8 +250,10 @@ async def test_generated_mime_trees_end_processed_or_failed_with_a_reason(
 ) -> None:
     raws = [envelope(tree, n) for n, tree in enumerate(drawn(mime_trees, examples(25)))]
     raws += wide_and_deep()
+    before = peak_rss_mb()
     await journal_mail(sessions, raws)
     await run_worker()
     events = await settled(sessions)
     assert len(events) == len(raws)
     assert unsettled(events) == []
+    assert peak_rss_mb() - before < MEMORY_BOUND_MB
