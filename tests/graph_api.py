@@ -12,10 +12,10 @@ import hmac
 import itertools
 import json
 from collections import deque
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+from fake_server import FakeServer
 
 ACCESS_TOKEN = "EAAGm0PX4ZCpsBAKZBtest0accesstoken0ZD"
 APP_SECRET = "7d3c0b1f5e9a4c2b8f6e1d0a9c8b7a65"
@@ -28,15 +28,13 @@ def signature(body: bytes, secret: str = APP_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class FakeGraphAPI:
+class FakeGraphAPI(FakeServer):
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.media: dict[str, tuple[bytes, str]] = {}  # media id → (bytes, mime type)
         self.media_url_override: str | None = None  # a URL the media lookup answers instead
         self.errors: deque[tuple[int, dict[str, Any]]] = deque()  # answers for /messages
-        self.base_url = ""
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
 
     def sent(self) -> list[dict[str, Any]]:
         return [c["json"] for c in self.calls if c["path"].endswith("/messages")]
@@ -45,35 +43,11 @@ class FakeGraphAPI:
         error = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "A1"}
         self.errors.append((status, {"error": error}))
 
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post(f"/{VERSION}/{{number}}/messages", self._messages)
         app.router.add_post(f"/{VERSION}/{{number}}/media", self._upload)
         app.router.add_get(f"/{VERSION}/{{media_id}}", self._media_info)
         app.router.add_get("/media-files/{media_id}", self._media_file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeGraphAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {ACCESS_TOKEN}"

@@ -22,10 +22,10 @@ import re
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+from fake_server import FakeServer
 from multidict import MultiDictProxy
 
 TOKEN = "7012345678:AAF1x-Kq9zR2vT8wYb3nLmP4sD6fGh7JkLc"
@@ -84,7 +84,7 @@ def plain(text: str) -> str:
     return html.unescape(TAG.sub("", text))
 
 
-class FakeBotAPI:
+class FakeBotAPI(FakeServer):
     """The Bot API methods Switchboard uses, with `queue_error` to make the next call fail."""
 
     def __init__(self, token: str | None = None, bot_username: str = BOT_USERNAME) -> None:
@@ -96,45 +96,19 @@ class FakeBotAPI:
         self.updates: list[dict[str, Any]] = []  # served by getUpdates
         self.webhook: dict[str, str] | None = None
         self.file_error: int | None = None  # when set, file downloads answer this HTTP status
-        self.base_url = ""
         self._errors: dict[str, deque[QueuedError]] = defaultdict(deque)
         self._message_ids = itertools.count(101)
         self._file_numbers = itertools.count(1)
         self._paths: dict[str, str] = {}  # file_path → file_id
         self._new_update = asyncio.Event()
-        self._runner: web.AppRunner | None = None
 
     @property
     def bot_id(self) -> int:
         return int((self.token or TOKEN).split(":", 1)[0])
 
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeBotAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def queue_error(
         self,
