@@ -15,6 +15,14 @@ log = structlog.get_logger(__name__)
 CHANNEL = "switchboard:events"
 
 
+def channel_of(redis: Redis) -> str:
+    """The pub/sub channel of this Redis database. Pub/sub ignores the database number, so
+    two services sharing one Redis server on different databases (or two test runs) would
+    hear each other's events on one fixed name."""
+    db = redis.connection_pool.connection_kwargs.get("db", 0)
+    return f"{CHANNEL}:{db}"
+
+
 def conversation_event(kind: str, c: Conversation) -> dict[str, object]:
     """What a client needs to decide whether to show it and to refresh: no message content."""
     return {
@@ -35,7 +43,7 @@ async def publish_many(redis: Redis, kind: str, conversations: Sequence[Conversa
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for c in conversations:
-                pipe.publish(CHANNEL, json.dumps(conversation_event(kind, c)))
+                pipe.publish(channel_of(redis), json.dumps(conversation_event(kind, c)))
             await pipe.execute()
     except Exception as exc:
         log.warning("realtime publish failed", error=str(exc))
@@ -44,6 +52,6 @@ async def publish_many(redis: Redis, kind: str, conversations: Sequence[Conversa
 async def publish(redis: Redis, kind: str, conversation: Conversation) -> None:
     """Best effort: the inbox also refreshes on its own, so a lost event costs only latency."""
     try:
-        await redis.publish(CHANNEL, json.dumps(conversation_event(kind, conversation)))
+        await redis.publish(channel_of(redis), json.dumps(conversation_event(kind, conversation)))
     except Exception as exc:
         log.warning("realtime publish failed", error=str(exc))

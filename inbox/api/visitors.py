@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.models import Conversation, Message
-from inbox.realtime import CHANNEL
+from inbox.realtime import channel_of
 from inbox.state import ARQ, SESSIONS
 
 log = structlog.get_logger(__name__)
@@ -155,7 +155,7 @@ async def listen(app: web.Application) -> None:
     while True:
         pubsub = app[ARQ].pubsub()
         try:
-            await pubsub.subscribe(CHANNEL)
+            await pubsub.subscribe(channel_of(app[ARQ]))
             for group in list(hub.waiters.values()):  # events may have been missed meanwhile
                 for waiter in group:
                     waiter.changed.set()

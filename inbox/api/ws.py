@@ -17,7 +17,7 @@ from multidict import CIMultiDict
 from crm.models import AccessGrant
 from inbox.access import Principal, grantees
 from inbox.api.auth import COOKIE, PRINCIPAL, authenticate
-from inbox.realtime import CHANNEL
+from inbox.realtime import channel_of
 from inbox.state import ARQ, SESSIONS, SETTINGS
 
 log = structlog.get_logger(__name__)
@@ -201,7 +201,7 @@ async def subscriber(app: web.Application, ready: asyncio.Event) -> None:
     while True:
         pubsub = app[ARQ].pubsub()
         try:
-            await pubsub.subscribe(CHANNEL)
+            await pubsub.subscribe(channel_of(app[ARQ]))
             if failures:
                 for client in list(hub.clients):
                     client.offer(json.dumps({"type": "resync"}))

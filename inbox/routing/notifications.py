@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.base import OutboundMessage
 from inbox.models import Channel
 from inbox.outbound import Sender, sender_for
-from inbox.realtime import CHANNEL
+from inbox.realtime import channel_of
 from inbox.routing.models import AgentProfile, Notification
 
 log = structlog.get_logger(__name__)
@@ -159,7 +159,7 @@ async def publish(redis: Redis, rows: list[Notification]) -> None:
     """Best effort, like every realtime event: the inbox also lists notifications itself."""
     for n in rows:
         try:
-            await redis.publish(CHANNEL, json.dumps(event(n)))
+            await redis.publish(channel_of(redis), json.dumps(event(n)))
         except Exception as exc:
             log.warning("notification publish failed", error=str(exc))
             return

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient
+from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy import select
 
 from crm.models import AccessGrant, Team, TeamMember, User
@@ -19,7 +20,7 @@ from inbox.api.ws import may_see
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
 from inbox.models import Conversation
-from inbox.realtime import CHANNEL
+from inbox.realtime import channel_of
 from inbox.state import ARQ
 from inbox.users import hash_password
 
@@ -70,12 +71,11 @@ def event(conversation_id: int, **fields: Any) -> dict[str, Any]:
 
 async def publish(client: Client, *events: dict[str, Any]) -> None:
     for e in events:
-        await client.app[ARQ].publish(CHANNEL, json.dumps(e))
+        await client.app[ARQ].publish(channel_of(client.app[ARQ]), json.dumps(e))
 
 
 async def until(ws: Any, sentinel: int, ours: range = range(1, 100)) -> list[int]:
-    """Conversation ids this socket received before its own sentinel event (Redis pub/sub is
-    shared by every database, so events of other runs on the same server are ignored)."""
+    """Conversation ids this socket received before its own sentinel event, in `ours`."""
     seen: list[int] = []
     while True:
         message = await ws.receive_json(timeout=5)
@@ -229,17 +229,45 @@ async def test_one_redis_subscription_serves_every_socket_of_the_process(
 ) -> None:
     admin = await user(sessions, "admin@example.nl", "admin", [])
     auth = await token(sessions, admin)
-    [(_, before)] = await client.app[ARQ].pubsub_numsub(CHANNEL)
+    [(_, before)] = await client.app[ARQ].pubsub_numsub(channel_of(client.app[ARQ]))
     assert before >= 1  # this process listens already
     sockets = [await client.ws_connect(f"/ws?token={auth}") for _ in range(5)]
     for ws in sockets:
         await ws.receive_json(timeout=5)
-    [(_, after)] = await client.app[ARQ].pubsub_numsub(CHANNEL)
+    [(_, after)] = await client.app[ARQ].pubsub_numsub(channel_of(client.app[ARQ]))
     assert after == before  # (other runs on the same Redis may listen too)
     await publish(client, event(7), event(-1))
     assert [await until(ws, -1) for ws in sockets] == [[7]] * 5
     for ws in sockets:
         await ws.close()
+
+
+async def test_events_of_another_redis_database_do_not_reach_the_sockets(
+    client: Client, sessions: Sessions
+) -> None:
+    """Pub/sub ignores Redis database numbers: two services on one Redis server, each with its
+    own database, must still not hear each other's conversations."""
+    admin = await user(sessions, "admin@example.nl", "admin", [])
+    ws = await client.ws_connect(f"/ws?token={await token(sessions, admin)}")
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    ours = client.app[ARQ]
+    db = int(ours.connection_pool.connection_kwargs.get("db", 0))
+    pool = ours.connection_pool  # same server and settings, another database
+    neighbour = Redis(
+        connection_pool=ConnectionPool(
+            connection_class=pool.connection_class,
+            **{**pool.connection_kwargs, "db": (db + 1) % 16},
+        )
+    )
+    try:
+        assert channel_of(neighbour) != channel_of(ours)
+        await neighbour.publish(channel_of(neighbour), json.dumps(event(21)))
+    finally:
+        await neighbour.aclose()
+        await neighbour.connection_pool.disconnect()
+    await publish(client, event(22), event(-1))
+    assert await until(ws, -1) == [22]
+    await ws.close()
 
 
 async def test_a_watched_conversation_that_leaves_the_users_view_is_announced_as_hidden(
