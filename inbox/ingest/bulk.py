@@ -219,10 +219,11 @@ async def _staged(
         for item, match in zip(items, found, strict=True)
         if match.contact_id is None and match.lead_id is None and not item.msg.automated
     ]
-    senders = {repr(sender_of(item.msg)): sender_of(item.msg) for item in unowned}
+    keyed = [(item.event_id, sender_of(item.msg)) for item in unowned]
+    senders = {repr(sender): sender for _, sender in keyed}  # (Sender holds a dict: unhashable)
     decisions = await match_senders(session, list(senders.values()), config=policy.match)
     decided = dict(zip(senders, decisions, strict=True))
-    return {item.event_id: decided[repr(sender_of(item.msg))] for item in unowned}
+    return {event_id: decided[repr(sender)] for event_id, sender in keyed}
 
 
 async def _thread(session: AsyncSession, items: list[_Item], region: str) -> None:
