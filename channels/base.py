@@ -247,3 +247,20 @@ class Handshake(Protocol):
     def verify(self, config: JsonObject, query: Mapping[str, str]) -> str:
         """The text to echo, or Forbidden."""
         ...
+
+
+@runtime_checkable
+class Batched(Protocol):
+    """A kind whose provider puts several messages in one delivery (Meta batches them)."""
+
+    def normalize_all(self, config: JsonObject, delivery: Delivery) -> list[InboundMessage]:
+        """Every message of a journaled delivery, in order; each keeps its own external id."""
+        ...
+
+
+def messages_of(adapter: Adapter, config: JsonObject, delivery: Delivery) -> list[InboundMessage]:
+    """What a journaled delivery carries: nothing, one message, or a provider's batch."""
+    if isinstance(adapter, Batched):
+        return adapter.normalize_all(config, delivery)
+    msg = adapter.normalize(config, delivery)
+    return [] if msg is None else [msg]

@@ -72,6 +72,13 @@
   offlineNote.hidden = true;
   var log = el("div", "sb-log");
   var typingLine = el("div", "sb-typing");
+  var typingTimer = null;
+  // An agent types: shown until their message comes, or a while after the last sign of it.
+  function showTyping() {
+    typingLine.textContent = "typing…";
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(function () { typingLine.textContent = ""; }, 6000);
+  }
   var error = el("div", "sb-error");
   var form = el("form", "sb-form");
   var nameInput = el("input");
@@ -146,7 +153,7 @@
       });
       node.after(row);
     }
-    if (m.from !== "visitor") typingLine.textContent = "";
+    if (m.from !== "visitor") { typingLine.textContent = ""; clearTimeout(typingTimer); }
     cursor = Math.max(cursor, m.id);
     log.scrollTop = log.scrollHeight;
   }
@@ -225,7 +232,7 @@
       try { data = JSON.parse(event.data); } catch (e) { return; }
       if (data.type === "messages") renderAll(data.messages);
       else if (data.type === "ack") acknowledged(data.id, data.code, data);
-      else if (data.type === "typing") typingLine.textContent = "typing…";
+      else if (data.type === "typing") showTyping();
     };
     socket.onclose = function () {
       host.dataset.connected = "no";

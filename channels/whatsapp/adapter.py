@@ -11,10 +11,11 @@ from channels.base import (
     InboundMessage,
     JsonObject,
     Unauthorized,
+    Unprocessable,
 )
 from channels.signatures import hmac_hex, new_secret, same
 from channels.whatsapp.config import CloudConfig
-from channels.whatsapp.payloads import journal_key, load_payload, read_payload, sender_key
+from channels.whatsapp.payloads import journal_key, load_values, read_payload, sender_key
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 
@@ -61,8 +62,15 @@ class WhatsAppAdapter:
             raise Unauthorized("missing or wrong X-Hub-Signature-256")
 
     def accept(self, config: JsonObject, delivery: Delivery) -> Accepted:
-        value = load_payload(delivery.body)
-        return Accepted(journal_key(value), sender_key=sender_key(value))
+        values = load_values(delivery.body)
+        return Accepted(journal_key(values), sender_key=sender_key(values))
 
     def normalize(self, config: JsonObject, delivery: Delivery) -> InboundMessage | None:
-        return read_payload(load_payload(delivery.body), delivery.arrival())
+        """The delivery's one message; a batch is read whole with `normalize_all`."""
+        found = self.normalize_all(config, delivery)
+        if len(found) > 1:
+            raise Unprocessable(f"a batch of {len(found)} messages: read it with normalize_all")
+        return found[0] if found else None
+
+    def normalize_all(self, config: JsonObject, delivery: Delivery) -> list[InboundMessage]:
+        return read_payload(load_values(delivery.body), delivery.arrival())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from channels.base import (
@@ -28,19 +29,22 @@ EXTENSIONS = {
 }
 
 
-def load_payload(body: bytes) -> JsonObject:
-    """The first change's `value` of a webhook body; ParseError if it is not one."""
+def load_values(body: bytes) -> list[JsonObject]:
+    """Every change's `value` of a webhook body, in order (Meta batches several entries and
+    changes into one delivery); ParseError if there is none."""
     data = json_object(body, "a Cloud API notification")
     if data.get("object") != "whatsapp_business_account":
         raise Unprocessable("object is not whatsapp_business_account")
-    entries = data.get("entry")
-    entry = entries[0] if isinstance(entries, list) and entries else None
-    changes = entry.get("changes") if isinstance(entry, dict) else None
-    change = changes[0] if isinstance(changes, list) and changes else None
-    value = change.get("value") if isinstance(change, dict) else None
-    if not isinstance(value, dict):
+    values: list[JsonObject] = []
+    for entry in items(data, "entry"):
+        for change in items(entry, "changes"):
+            value = change.get("value")
+            if not isinstance(value, dict):
+                raise Unprocessable("entry[].changes[].value missing")
+            values.append(value)
+    if not values:
         raise Unprocessable("entry[0].changes[0].value missing")
-    return value
+    return values
 
 
 def items(value: JsonObject, name: str) -> list[JsonObject]:
@@ -64,25 +68,42 @@ def required(parent: JsonObject, name: str, where: str) -> str:
     return value
 
 
-def journal_key(value: JsonObject) -> str:
-    """The delivery's dedupe key: the message's wamid, or the first receipt's id and status."""
-    if messages := items(value, "messages"):
-        return required(messages[0], "id", "messages[0]")
-    if statuses := items(value, "statuses"):
-        first = statuses[0]
-        return f"status:{required(first, 'id', 'statuses[0]')}:{required(first, 'status', 'statuses[0]')}"
-    raise Unprocessable("neither messages nor statuses in the notification")
+def item_keys(values: list[JsonObject]) -> list[str]:
+    """The dedupe key of every message (its wamid) and status (id and status) of a delivery."""
+    keys: list[str] = []
+    for value in values:
+        keys += [
+            required(m, "id", f"messages[{i}]") for i, m in enumerate(items(value, "messages"))
+        ]
+        for i, status in enumerate(items(value, "statuses")):
+            where = f"statuses[{i}]"
+            keys.append(
+                f"status:{required(status, 'id', where)}:{required(status, 'status', where)}"
+            )
+    return keys
 
 
-def sender_key(value: JsonObject) -> str | None:
-    """The customer's wa_id (a phone number): one sender's events are processed in order."""
-    for message in items(value, "messages"):
-        if number := text_of(message, "from"):
-            return f"wa:{number}"
-    for status in items(value, "statuses"):
-        if number := text_of(status, "recipient_id"):
-            return f"wa:{number}"
-    return None
+def journal_key(values: list[JsonObject]) -> str:
+    """The delivery's dedupe key: the wamid of its one message (or id and status of its one
+    receipt); for a batch, a digest of every item's key, so a redelivery is the same event."""
+    keys = item_keys(values)
+    if not keys:
+        raise Unprocessable("neither messages nor statuses in the notification")
+    if len(keys) == 1:
+        return keys[0]
+    return "batch:" + hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+
+
+def sender_key(values: list[JsonObject]) -> str | None:
+    """The customer's wa_id (a phone number): one sender's events are processed in order. A
+    batch from several customers goes with the channel's own events."""
+    numbers = {
+        number
+        for value in values
+        for item in (*items(value, "messages"), *items(value, "statuses"))
+        if (number := text_of(item, "from") or text_of(item, "recipient_id"))
+    }
+    return f"wa:{numbers.pop()}" if len(numbers) == 1 else None
 
 
 def timestamp(parent: JsonObject, arrival: datetime) -> datetime:
@@ -152,9 +173,11 @@ def read_content(kind: str, message: JsonObject) -> tuple[str, tuple[Attachment,
     return f"[unsupported WhatsApp message: {kind}]", (), {"unsupported": True, "raw": message}
 
 
-def read_message(value: JsonObject, message: JsonObject, arrival: datetime) -> InboundMessage:
-    wa_id = required(message, "from", "messages[0]")
-    wamid = required(message, "id", "messages[0]")
+def read_message(
+    value: JsonObject, message: JsonObject, arrival: datetime, where: str
+) -> InboundMessage:
+    wa_id = required(message, "from", where)
+    wamid = required(message, "id", where)
     kind = text_of(message, "type") or "unsupported"
     text, attachments, meta = read_content(kind, message)
     meta = {"type": kind, "wa_id": wa_id, "reply_address": wa_id, **meta}
@@ -191,18 +214,24 @@ def receipt_of(status: JsonObject) -> JsonObject:
     return receipt
 
 
-def read_payload(value: JsonObject, arrival: datetime) -> InboundMessage:
-    """The message of a notification, or its receipts (status updates) as a `receipt`."""
-    if messages := items(value, "messages"):
-        return read_message(value, messages[0], arrival)
-    statuses = items(value, "statuses")
-    receipts: list[JsonValue] = [receipt_of(status) for status in statuses]
-    first = statuses[0] if statuses else {}
-    return InboundMessage(
-        kind="receipt",
-        external_id=journal_key(value),
-        occurred_at=timestamp(first, arrival),
-        sender=Sender(),
-        automated=True,
-        meta={"receipts": receipts},
-    )
+def read_payload(values: list[JsonObject], arrival: datetime) -> list[InboundMessage]:
+    """Every message of a notification in order, then its status updates as one `receipt`."""
+    found = [
+        read_message(value, message, arrival, f"messages[{i}]")
+        for value in values
+        for i, message in enumerate(items(value, "messages"))
+    ]
+    statuses = [status for value in values for status in items(value, "statuses")]
+    if statuses:
+        receipts: list[JsonValue] = [receipt_of(status) for status in statuses]
+        found.append(
+            InboundMessage(
+                kind="receipt",
+                external_id=journal_key([{"statuses": list(statuses)}]),
+                occurred_at=timestamp(statuses[0], arrival),
+                sender=Sender(),
+                automated=True,
+                meta={"receipts": receipts},
+            )
+        )
+    return found

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from channels import ADAPTERS
+from channels.base import messages_of
 from inbox.access import visible_conversations
 from inbox.api.router import API, ApiError, ApiRequest, bot_refused, not_found
 from inbox.attachments import FileStore
@@ -66,11 +67,17 @@ async def original(req: ApiRequest) -> Original:
         adapter = ADAPTERS.get(channel.kind)
         if full_text is None and adapter is not None:
             try:
-                parsed = await asyncio.to_thread(
-                    adapter.normalize, dict(channel.config), delivery_from(event)
+                carried = await asyncio.to_thread(
+                    messages_of, adapter, dict(channel.config), delivery_from(event)
                 )
             except Exception:
-                parsed = None  # an unparseable original still has its raw bytes below
+                carried = []  # an unparseable original still has its raw bytes below
+            # A provider's batch carries several messages: this one is the one with its id.
+            parsed = (
+                carried[0]
+                if len(carried) == 1
+                else next((m for m in carried if m.external_id == message.external_id), None)
+            )
             if parsed is not None:
                 full_text, html = parsed.full_text, html or parsed.html
         raw = event.payload.decode("utf-8", errors="replace")

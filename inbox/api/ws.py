@@ -13,10 +13,13 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
+from sqlalchemy import select
 
 from crm.models import AccessGrant
-from inbox.access import Principal, grantees
+from inbox import realtime
+from inbox.access import Principal, grantees, visible_conversations
 from inbox.api.auth import COOKIE, PRINCIPAL, authenticate
+from inbox.models import Conversation
 from inbox.realtime import channel_of
 from inbox.state import ARQ, SESSIONS, SETTINGS
 
@@ -26,6 +29,7 @@ QUEUE = 256  # events a socket may fall behind before it is closed as too slow
 RECHECK_S = 60.0  # how often a socket's log-in (and team membership) is checked again
 WATCH_LIMIT = 1000  # conversation ids a client may ask to hear about when they leave its view
 CLOSE_LOGGED_OUT = 4401
+TYPING_EVERY_S = 2.0  # an agent's typing is told to a web chat visitor at most this often
 
 
 def may_see(p: Principal, event: dict[str, Any]) -> bool:
@@ -52,6 +56,7 @@ class Client:
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE)
         self.watched: set[int] = set()
         self.too_slow = False
+        self.typed_at: dict[int, float] = {}  # conversation id -> when its typing was last told
 
     def offer(self, text: str) -> None:
         try:
@@ -139,7 +144,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             if msg.data == "ping":
                 client.offer("pong")
                 continue
-            watch(client, msg.data)
+            await received(request, client, msg.data)
     finally:
         hub.clients.discard(client)
         sender.cancel()
@@ -148,17 +153,51 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def watch(client: Client, data: str) -> None:
-    """{"type": "watch", "conversation_ids": [...]}: what the page shows now."""
+async def received(request: web.Request, client: Client, data: str) -> None:
+    """What a page says: what it shows now ("watch"), or that its user types a reply."""
     try:
         message = json.loads(data)
     except ValueError:
         return
-    if not isinstance(message, dict) or message.get("type") != "watch":
+    if not isinstance(message, dict):
         return
+    if message.get("type") == "watch":
+        watch(client, message)
+    elif message.get("type") == "typing":
+        await agent_typing(request, client, message.get("conversation_id"))
+
+
+def watch(client: Client, message: dict[str, Any]) -> None:
+    """{"type": "watch", "conversation_ids": [...]}: what the page shows now."""
     ids = message.get("conversation_ids")
     if isinstance(ids, list):
         client.watched = {i for i in ids[:WATCH_LIMIT] if isinstance(i, int)}
+
+
+async def agent_typing(request: web.Request, client: Client, conversation_id: Any) -> None:
+    """{"type": "typing", "conversation_id": N}: the user writes a reply in a web chat they may
+    see; published (at most every TYPING_EVERY_S per conversation) for the visitor's widget,
+    whichever process holds the visitor's socket."""
+    if not isinstance(conversation_id, int):
+        return
+    now = asyncio.get_running_loop().time()
+    if now - client.typed_at.get(conversation_id, -TYPING_EVERY_S) < TYPING_EVERY_S:
+        return
+    if len(client.typed_at) >= WATCH_LIMIT:
+        client.typed_at.clear()
+    client.typed_at[conversation_id] = now
+    async with request.app[SESSIONS]() as session:
+        conversation = (
+            await session.scalars(
+                select(Conversation).where(
+                    Conversation.id == conversation_id,
+                    Conversation.thread_key.startswith("webchat:"),
+                    visible_conversations(client.principal),
+                )
+            )
+        ).first()
+    if conversation is not None:
+        await realtime.publish(request.app[ARQ], "agent.typing", conversation)
 
 
 async def send_loop(request: web.Request, client: Client) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import adapter_for
-from channels.base import AdapterError, InboundMessage
+from channels.base import AdapterError, InboundMessage, messages_of
 from inbox.ingest import bulk, pipeline
 from inbox.ingest.journal import delivery_from
 from inbox.ingest.pipeline import Outcome, Policy, ProcessingError, retryable
@@ -124,18 +124,18 @@ async def process_events(
         try:
             if channel is None:
                 raise ProcessingError("the channel no longer exists")
-            msg = adapter_for(channel.kind).normalize(channel.config, delivery_from(event))
+            found = messages_of(adapter_for(channel.kind), channel.config, delivery_from(event))
         except Exception as exc:  # one bad event must not stall the others
             outcomes[event.id] = failed(event, exc)
             continue
-        if msg is None or (msg.call is not None and msg.call.status is None):
-            outcomes[event.id] = Outcome(event.id, "ignored")  # a call still ringing, a ping
-            continue
-        if msg.kind == "receipt":  # a status of our own message: no conversation of its own
-            receipts.append((channel.id, msg))
-            outcomes[event.id] = Outcome(event.id, "processed")
-            continue
-        work.append((event, channel, msg))
+        # A call still ringing, a ping: nothing to store. A provider's batch: every message.
+        found = [m for m in found if m.call is None or m.call.status is not None]
+        outcomes[event.id] = Outcome(event.id, "processed" if found else "ignored")
+        for msg in found:
+            if msg.kind == "receipt":  # a status of our own message: no conversation of its own
+                receipts.append((channel.id, msg))
+            else:
+                work.append((event, channel, msg))
     await apply_receipts(session, receipts)
     known = await stored_messages(session, [(c.id, m.external_id) for _, c, m in work])
     existing = frozenset(known)  # before this batch: an update of these is no new message
@@ -175,6 +175,8 @@ async def process_events(
         waiting: set[int] = set()  # partitions with an event left for later: the rest waits too
         for event, channel, msg in work:
             if event.partition_key in waiting:
+                if outcomes[event.id].status != "processed":
+                    continue
                 outcomes[event.id] = Outcome(
                     event.id, "retry", "an earlier event of its sender waits"
                 )
@@ -182,7 +184,8 @@ async def process_events(
             outcome = await store_alone(session, event, channel, msg, policy, now)
             if outcome.status == "retry":
                 waiting.add(event.partition_key)
-            outcomes[event.id] = outcome
+            if outcomes[event.id].status == "processed":  # a batch's first failure stands
+                outcomes[event.id] = outcome
     await record_outcomes(session, list(outcomes.values()), now)
     # Outbound webhook events of the whole batch, in its transaction: one statement.
     await outbox_events.emit_ingested(

@@ -156,7 +156,7 @@ async def _match(session: AsyncSession, items: list[_Item], policy: Policy) -> N
     decisions = await _staged(session, items, found, policy)
     claimed: dict[tuple[str, str], _Item] = {}  # key -> the item whose owner took it here
     owned: list[_Item] = []  # whose keys go to their owner, in order
-    for item, match in zip(items, found, strict=True):
+    for index, (item, match) in enumerate(zip(items, found, strict=True)):
         msg = item.msg
         earlier = next(
             (claimed[(k.kind, k.value)] for k in item.keys if (k.kind, k.value) in claimed), None
@@ -166,7 +166,7 @@ async def _match(session: AsyncSession, items: list[_Item], policy: Policy) -> N
             owned.append(item)
             continue
         if match.contact_id is None and match.lead_id is None and not msg.automated:
-            item.decision = decision = decisions[item.event_id]
+            item.decision = decision = decisions[index]
             if decision.decision == "linked" and decision.contact_id is not None:
                 match = Match(match.identity_id, decision.contact_id, decision.relation_id)
             elif decision.lead_id is not None:
@@ -212,18 +212,19 @@ async def _match(session: AsyncSession, items: list[_Item], policy: Policy) -> N
 async def _staged(
     session: AsyncSession, items: list[_Item], found: list[Match], policy: Policy
 ) -> dict[int, Decision]:
-    """The staged matcher's decision for every sender nobody owns, all in one pass (a sender
-    that writes several times in the batch is matched once)."""
+    """The staged matcher's decision for every sender nobody owns, by the item's place in the
+    batch (one event may carry several messages), all in one pass (a sender that writes several
+    times in the batch is matched once)."""
     unowned = [
-        item
-        for item, match in zip(items, found, strict=True)
+        (index, item)
+        for index, (item, match) in enumerate(zip(items, found, strict=True))
         if match.contact_id is None and match.lead_id is None and not item.msg.automated
     ]
-    keyed = [(item.event_id, sender_of(item.msg)) for item in unowned]
+    keyed = [(index, sender_of(item.msg)) for index, item in unowned]
     senders = {repr(sender): sender for _, sender in keyed}  # (Sender holds a dict: unhashable)
     decisions = await match_senders(session, list(senders.values()), config=policy.match)
     decided = dict(zip(senders, decisions, strict=True))
-    return {event_id: decided[repr(sender)] for event_id, sender in keyed}
+    return {index: decided[repr(sender)] for index, sender in keyed}
 
 
 async def _thread(session: AsyncSession, items: list[_Item], region: str) -> None:

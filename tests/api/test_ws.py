@@ -296,3 +296,46 @@ async def test_a_watched_conversation_that_leaves_the_users_view_is_announced_as
         event(99, assignee_id=sales.id),
     ]
     await ws.close()
+
+
+async def test_an_agent_typing_in_a_web_chat_they_may_see_is_published_once_per_while(
+    client: Client, sessions: Sessions
+) -> None:
+    admin = await user(sessions, "admin@example.nl", "admin", [])
+    sales = await user(sessions, "sales@example.nl", "agent", ["Verkoop"])
+    service = await user(sessions, "service@example.nl", "agent", ["Service"])
+    teams = await team_ids(sessions)
+    async with sessions() as session, session.begin():
+        chat = await add_channel(session, "webchat", "Website", {"allowed_origins": ["*"]})
+        visitor = Conversation(
+            channel_id=chat.id, thread_key="webchat:v1", team_id=teams["Verkoop"], subject="?"
+        )
+        other = Conversation(
+            channel_id=chat.id, thread_key="mail:x", team_id=teams["Verkoop"], subject="?"
+        )
+        session.add_all([visitor, other])
+    listener = await client.ws_connect(f"/ws?token={await token(sessions, admin)}")
+    await listener.receive_json(timeout=5)
+
+    async def typing(who: User, *conversation_ids: int) -> None:
+        ws = await client.ws_connect(f"/ws?token={await token(sessions, who)}")
+        await ws.receive_json(timeout=5)
+        for conversation_id in conversation_ids:
+            await ws.send_str(json.dumps({"type": "typing", "conversation_id": conversation_id}))
+        await ws.send_str("ping")
+        while (await ws.receive(timeout=5)).data != "pong":  # handled in order: all told
+            pass
+        await ws.close()
+
+    await typing(service, visitor.id)  # not their team's conversation
+    await typing(sales, visitor.id, visitor.id, visitor.id, other.id)  # a burst; not a web chat
+    await publish(client, event(-7))
+    told = []
+    while True:
+        message = await listener.receive_json(timeout=5)
+        if message.get("conversation_id") == -7:
+            break
+        if message.get("type") == "agent.typing" and message.get("channel_id") == chat.id:
+            told.append(message["conversation_id"])
+    assert told == [visitor.id]
+    await listener.close()

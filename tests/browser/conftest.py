@@ -88,6 +88,19 @@ async def server(
     await runner.cleanup()
 
 
+@pytest.fixture
+async def second_server(settings: Settings, engine_urls: EngineUrls) -> AsyncIterator[str]:
+    """Another web process of the same service (same database and Redis, no worker): what
+    one process hears from its sockets must reach the sockets of the other."""
+    port = free_port()
+    app = create_app(settings, engine_urls.database_url, engine_urls.redis_url)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)

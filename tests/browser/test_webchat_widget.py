@@ -76,6 +76,20 @@ async def agent_page(browser: Any, server: str) -> Any:
     return tab
 
 
+async def visitor_writes(
+    page: Any, url: str, text: str, ready: str = "[data-connected=yes]"
+) -> Any:
+    """Open the chat on the site's page, skip the pre-chat form and send a message."""
+    await page.goto(url)
+    chat = page.locator("#switchboard-webchat")
+    await chat.locator(".sb-bubble").click()
+    await chat.locator(".sb-start").click()
+    await page.wait_for_selector(f"#switchboard-webchat{ready}", state="attached")
+    await chat.locator("textarea").fill(text)
+    await chat.locator(".sb-send").click()
+    return chat
+
+
 async def test_visitor_writes_agent_answers_in_the_inbox_and_the_visitor_sees_it_again_later(
     page: Any, browser: Any, server: str, site: Site, sessions: Sessions, screenshots: Path
 ) -> None:
@@ -145,13 +159,9 @@ async def test_without_websockets_the_widget_long_polls_and_still_gets_the_answe
     channel = await chat_channel(sessions, site.url)
     site.pages["/contact"] = embed(server, channel)
     await page.add_init_script("delete window.WebSocket")  # a proxy that lets no socket through
-    await page.goto(f"{site.url}/contact")
-    chat = page.locator("#switchboard-webchat")
-    await chat.locator(".sb-bubble").click()
-    await chat.locator(".sb-start").click()
-    await page.wait_for_selector("#switchboard-webchat[data-transport=poll]", state="attached")
-    await chat.locator("textarea").fill("Bent u morgen open?")
-    await chat.locator(".sb-send").click()
+    chat = await visitor_writes(
+        page, f"{site.url}/contact", "Bent u morgen open?", "[data-transport=poll]"
+    )
     agent = await agent_page(browser, server)
     await agent.locator("#rows .row").first.click()
     await agent.locator(".message.inbound", has_text="morgen open").wait_for()
@@ -159,4 +169,34 @@ async def test_without_websockets_the_widget_long_polls_and_still_gets_the_answe
     await agent.fill("#composer", "Ja, van 9 tot 17 uur.")
     await agent.click("#send")
     await chat.locator(".sb-msg.agent", has_text="van 9 tot 17 uur").wait_for()
+    await agent.context.close()
+
+
+async def test_agent_and_visitor_see_each_other_type_across_two_web_processes(
+    page: Any, browser: Any, server: str, second_server: str, site: Site, sessions: Sessions
+) -> None:
+    channel = await chat_channel(sessions, site.url)
+    site.pages["/afspraak"] = embed(second_server, channel)  # the visitor's socket: process 2
+    chat = await visitor_writes(
+        page, f"{site.url}/afspraak", "Is er dinsdag nog plek voor inmeten?"
+    )
+    agent = await agent_page(browser, server)  # the agent's socket: process 1
+    await agent.locator("#rows .row").first.click()
+    await agent.locator(".message.inbound", has_text="dinsdag").wait_for()
+    assert await chat.locator(".sb-typing").inner_text() == ""
+    visitor_typing = agent.locator("#visitor-typing")
+    assert await visitor_typing.is_hidden()
+
+    await agent.click("button[data-mode=reply]")
+    await agent.locator("#composer").press_sequentially("Dinsdag om")
+    await chat.locator(".sb-typing", has_text="typing…").wait_for()
+
+    await chat.locator("textarea").press_sequentially("Liefst in de")
+    await visitor_typing.wait_for()
+    assert await visitor_typing.inner_text() == "The visitor is typing…"
+
+    await agent.locator("#composer").press_sequentially(" 10 uur kan.")
+    await agent.click("#send")
+    await chat.locator(".sb-msg.agent", has_text="Dinsdag om 10 uur kan.").wait_for()
+    assert await chat.locator(".sb-typing").inner_text() == ""  # the message ends "typing…"
     await agent.context.close()

@@ -18,6 +18,7 @@ from channels.base import (
     ParseError,
     Unauthorized,
     Unprocessable,
+    messages_of,
 )
 from channels.whatsapp.config import CloudConfig
 from channels.whatsapp.sender import GraphError, check_media_url, interactive
@@ -222,6 +223,52 @@ def test_a_failed_status_carries_the_reason() -> None:
     [receipt] = normalized("status__failed.json").meta["receipts"]  # type: ignore[misc]
     assert receipt["status"] == "failed"  # type: ignore[index]
     assert str(receipt["error"]).startswith("131047: Re-engagement message (Message failed")  # type: ignore[index]
+
+
+def test_a_batch_gives_every_message_in_order_and_its_receipts() -> None:
+    d = delivery("batch__messages_and_statuses.json")
+    ADAPTER.authenticate(CONFIG, d)
+    found = messages_of(ADAPTER, CONFIG, d)
+    assert [(m.kind, m.sender.name, m.thread_key, m.text) for m in found] == [
+        (
+            "message",
+            "Sanne de Vries",
+            "wa:31612345678",
+            "Goedemorgen, mijn bestelling 4471 is nog niet binnen.",
+        ),
+        ("message", "Pieter Jansen", "wa:31698765432", "De beschadigde doos"),
+        (
+            "message",
+            "Sanne de Vries",
+            "wa:31612345678",
+            "Het ordernummer staat in de bevestiging van vrijdag.",
+        ),
+        ("receipt", None, None, ""),
+    ]
+    assert len({m.external_id for m in found}) == 4
+    assert found[1].attachments[0].ref == "902133846615277"
+    assert found[3].meta["receipts"] == [
+        {"of": "wamid.HBgLMzE2MTIzNDU2NzgVAgARGBI0QzFGNkQ1NzlCRDJBQUU2RTQA", "status": "delivered"}
+    ]
+    with pytest.raises(Unprocessable, match="normalize_all"):
+        ADAPTER.normalize(CONFIG, d)
+
+
+def test_a_batch_is_keyed_by_all_its_items_and_from_several_numbers_has_no_sender() -> None:
+    body = json.loads(fixture_bytes("whatsapp", "batch__messages_and_statuses.json"))
+    accepted = ADAPTER.accept(CONFIG, delivery("batch__messages_and_statuses.json"))
+    assert accepted.external_id.startswith("batch:")
+    assert accepted.sender_key is None
+    body["entry"] = body["entry"][::-1]  # the same items in another order: the same delivery
+    again = Delivery(body=json.dumps(body).encode(), headers={}, query={}, url="")
+    assert ADAPTER.accept(CONFIG, again).external_id == accepted.external_id
+    body["entry"] = body["entry"][:1]  # one item fewer: another delivery
+    fewer = Delivery(body=json.dumps(body).encode(), headers={}, query={}, url="")
+    accepted_fewer = ADAPTER.accept(CONFIG, fewer)
+    assert (
+        accepted_fewer.external_id == body["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    )
+    assert accepted_fewer.sender_key == "wa:31612345678"
 
 
 def test_broken_json_is_a_parse_error() -> None:

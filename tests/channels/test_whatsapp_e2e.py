@@ -59,9 +59,11 @@ async def whatsapp_channel(sessions: Sessions, graph: FakeGraphAPI, **config: An
 def fresh(name: str, *, seconds_ago: int = 60) -> dict[str, Any]:
     """A fixture's notification as if it were sent `seconds_ago` (the 24-hour window counts)."""
     payload: dict[str, Any] = json.loads(fixture_bytes("whatsapp", name))
-    value = payload["entry"][0]["changes"][0]["value"]
-    for item in value.get("messages", []) + value.get("statuses", []):
-        item["timestamp"] = str(int(time.time()) - seconds_ago)
+    for entry in payload["entry"]:
+        for change in entry["changes"]:
+            value = change["value"]
+            for item in value.get("messages", []) + value.get("statuses", []):
+                item["timestamp"] = str(int(time.time()) - seconds_ago)
     return payload
 
 
@@ -200,9 +202,10 @@ async def test_a_text_becomes_a_lead_and_the_reply_goes_out_with_its_receipts(
     assert [m.status for m in await outbound(sessions)] == ["read"]
 
 
-async def test_a_failed_receipt_fails_the_message_with_meta_s_reason(
+async def answered_text(
     client: Client, sessions: Sessions, run_worker: Callable[[], Any], graph: FakeGraphAPI
-) -> None:
+) -> tuple[Channel, Message]:
+    """A customer's text, answered by a manager: the channel and our sent reply."""
     _, token = await manager_token(sessions)
     channel = await whatsapp_channel(sessions, graph)
     await post(client, channel, fresh("text__plain.json"))
@@ -215,6 +218,67 @@ async def test_a_failed_receipt_fails_the_message_with_meta_s_reason(
     )
     await run_worker()
     [message] = await outbound(sessions)
+    return channel, message
+
+
+async def test_a_batched_delivery_stores_every_message_and_receipt_once(
+    client: Client, sessions: Sessions, run_worker: Callable[[], Any], graph: FakeGraphAPI
+) -> None:
+    channel, ours = await answered_text(client, sessions, run_worker, graph)
+    # Meta batches: two entries, one with two changes, one change with two customers' messages
+    # and one with the receipt of our reply.
+    batch = fresh("batch__messages_and_statuses.json")
+    batch["entry"][0]["changes"][1]["value"]["statuses"][0]["id"] = ours.meta["provider_id"]
+    assert (await post(client, channel, batch)).status == 202
+    assert (await post(client, channel, batch)).status == 200  # redelivery: a no-op
+    await run_worker()
+    # The same message again in another batch of Meta's: a new delivery, no second message.
+    alone = fresh("batch__messages_and_statuses.json")
+    alone["entry"] = alone["entry"][1:]
+    assert (await post(client, channel, alone)).status == 202
+    await run_worker()
+
+    async with sessions() as session:
+        inbound = (
+            await session.execute(
+                select(
+                    Message.external_id, Message.text, Message.sender_name, Conversation.thread_key
+                )
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Message.direction == "inbound")
+                .order_by(Message.id)
+            )
+        ).all()
+        events = (await session.scalars(select(Event.status).order_by(Event.id))).all()
+    wamids = [
+        m["id"]
+        for entry in batch["entry"]
+        for change in entry["changes"]
+        for m in change["value"].get("messages", [])
+    ]
+    assert [row.external_id for row in inbound[1:]] == wamids
+    assert [(row.text, row.sender_name, row.thread_key) for row in inbound[1:]] == [
+        (
+            "Goedemorgen, mijn bestelling 4471 is nog niet binnen.",
+            "Sanne de Vries",
+            "wa:31612345678",
+        ),
+        ("De beschadigde doos", "Pieter Jansen", "wa:31698765432"),
+        (
+            "Het ordernummer staat in de bevestiging van vrijdag.",
+            "Sanne de Vries",
+            "wa:31612345678",
+        ),
+    ]
+    assert inbound[0].thread_key == inbound[1].thread_key == "wa:31612345678"
+    assert [m.status for m in await outbound(sessions)] == ["delivered"]
+    assert events == ["processed", "processed", "processed"]
+
+
+async def test_a_failed_receipt_fails_the_message_with_meta_s_reason(
+    client: Client, sessions: Sessions, run_worker: Callable[[], Any], graph: FakeGraphAPI
+) -> None:
+    channel, message = await answered_text(client, sessions, run_worker, graph)
     await post(client, channel, receipt("failed", message.meta["provider_id"]))
     await run_worker()
     [message] = await outbound(sessions)

@@ -34,7 +34,7 @@ const I18N = {
     g_conversation: "Gesprekken", noResults: "Niets gevonden.", live: "live", offline: "niet verbonden",
     h_assign: "toegewezen", h_status: "status", h_reply: "antwoord verstuurd", h_labels: "labels",
     h_priority: "prioriteit", h_link: "gekoppeld aan contact", h_route: "gerouteerd", nobody: "niemand",
-    close: "Sluiten", sla: "SLA", firstResponse: "eerste reactie",
+    close: "Sluiten", sla: "SLA", firstResponse: "eerste reactie", visitorTyping: "De bezoeker typt…",
   },
   en: {
     logout: "Log out", searchPlaceholder: "Search (/)", viewAll: "All", viewMine: "Mine",
@@ -67,7 +67,7 @@ const I18N = {
     g_conversation: "Conversations", noResults: "Nothing found.", live: "live", offline: "not connected",
     h_assign: "assigned", h_status: "status", h_reply: "reply sent", h_labels: "labels",
     h_priority: "priority", h_link: "linked to contact", h_route: "routed", nobody: "nobody",
-    close: "Close", sla: "SLA", firstResponse: "first response",
+    close: "Close", sla: "SLA", firstResponse: "first response", visitorTyping: "The visitor is typing…",
   },
 };
 const LOCALE = { nl: "nl-NL", en: "en-GB" };
@@ -78,7 +78,10 @@ const state = {
   items: [], cursor: null, nextCursor: null, current: null, conversation: null,
   messages: [], history: [], canned: [], placeholders: [], mode: "reply", tab: "thread", socket: null, retry: 0,
   clockSkew: 0, polling: new Set(), listTimer: null, viewTimer: null,
+  typingUntil: 0, typingTimer: null, typedAt: 0,
 };
+const TYPING_SHOWN_MS = 6000; // how long "typing…" stays without a newer sign from the visitor
+const TYPING_EVERY_MS = 2000; // the agent's typing is told at most this often
 
 const t = (key) => (I18N[state.lang] || I18N.en)[key] ?? I18N.en[key] ?? key;
 const byId = (id) => document.getElementById(id);
@@ -337,7 +340,7 @@ async function openConversation(id, { push = false } = {}) {
   const switching = state.current !== id;
   state.current = id;
   state.cursor = id;
-  if (switching) { state.mode = "reply"; state.tab = "thread"; state.panel = null; }
+  if (switching) { state.mode = "reply"; state.tab = "thread"; state.panel = null; showTyping(false); }
   renderList();
   const thread = byId("thread");
   if (switching) thread.replaceChildren(el("p", { class: "empty loading" }, "…"));
@@ -398,7 +401,9 @@ function renderConversation({ fresh = false } = {}) {
     state.messages.map(messageNode));
   const historyBox = el("div", { id: "history", class: "history", hidden: state.tab !== "history" },
     renderHistory());
-  thread.replaceChildren(conversationHeader(c), tabs(), messages, historyBox, composer);
+  const typing = el("p", { id: "visitor-typing", class: "typing muted", "aria-live": "polite",
+    hidden: state.tab !== "thread" || state.typingUntil <= Date.now() }, t("visitorTyping"));
+  thread.replaceChildren(conversationHeader(c), tabs(), messages, historyBox, typing, composer);
   if (fresh || stick) messages.lastElementChild?.scrollIntoView({ block: "end" });
 }
 
@@ -835,7 +840,7 @@ function composerBox(c) {
     }
   };
   send.addEventListener("click", submit);
-  textarea.addEventListener("input", () => { problem.textContent = ""; });
+  textarea.addEventListener("input", () => { problem.textContent = ""; tellTyping(c); });
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); submit(); }
     if (event.key === "Escape") textarea.blur();
@@ -855,6 +860,24 @@ function updateComposer(box) {
   box.querySelector("#composer").setAttribute("aria-label", t(state.mode));
   const canned = box.querySelector("#canned");
   if (canned) fillCannedSelect(canned);
+}
+
+// A reply being written in a web chat: the visitor's widget shows "typing…" (over /ws).
+function tellTyping(c) {
+  const socket = state.socket;
+  const now = Date.now();
+  if (state.mode !== "reply" || c.channel_kind !== "webchat" || now - state.typedAt < TYPING_EVERY_MS) return;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  state.typedAt = now;
+  socket.send(JSON.stringify({ type: "typing", conversation_id: c.id }));
+}
+
+function showTyping(on) {
+  clearTimeout(state.typingTimer);
+  state.typingUntil = on ? Date.now() + TYPING_SHOWN_MS : 0;
+  if (on) state.typingTimer = setTimeout(() => showTyping(false), TYPING_SHOWN_MS);
+  const node = byId("visitor-typing");
+  if (node) node.hidden = !on || state.tab !== "thread";
 }
 
 async function pollStatus(conversationId, messageId) {
@@ -1126,8 +1149,14 @@ function connect() {
       if (data.conversation_id === state.current) refreshConversation(state.current);
       return;
     }
+    if (data.type === "agent.typing") return; // for the visitor's widget
+    if (data.type === "visitor.typing") {
+      if (data.conversation_id === state.current) showTyping(true);
+      return;
+    }
     scheduleList();
     if (data.conversation_id === state.current) {
+      showTyping(false); // what the visitor typed has arrived (or something else happened)
       clearTimeout(state.viewTimer);
       state.viewTimer = setTimeout(() => { refreshConversation(state.current); loadPanel(state.current); }, 150);
     }
