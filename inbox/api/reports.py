@@ -29,6 +29,48 @@ from inbox.routing.sla import DEFAULT_TZ, Hours, calendar_hours, zone
 MAX_DAYS = 1100
 WORK_MEM = "64MB"
 Interval = Literal["day", "week", "month"]
+Language = Literal["en", "nl"]
+MANUAL = "manual"  # the source of a lead entered by hand
+# The reports' titles and chart texts in the web inbox's other language (lang=nl); the data
+# (columns, codes) stays as it is in every language.
+DUTCH = {
+    "Conversations per channel": "Gesprekken per kanaal",
+    "First response and resolution (business hours, minutes)":
+        "Eerste reactie en afhandeling (kantooruren, minuten)",
+    "First response and resolution, median (business minutes)":
+        "Eerste reactie en afhandeling, mediaan (kantoorminuten)",
+    "SLA breaches": "SLA-overschrijdingen",
+    "Leads per source channel and their conversion": "Leads per bronkanaal en hun conversie",
+    "Leads per source": "Leads per bron",
+    "Pipeline value per stage": "Pijplijnwaarde per fase",
+    "Agent workload": "Werklast per medewerker",
+    "first response": "eerste reactie",
+    "resolution": "afhandeling",
+    "leads": "leads",
+    "to opportunity": "naar kans",
+    "won": "gewonnen",
+    "amount": "bedrag",
+    "weighted": "gewogen",
+    "open conversations": "open gesprekken",
+    "replies": "antwoorden",
+    "open tasks": "open taken",
+    MANUAL: "handmatig",
+}  # fmt: skip
+
+
+def say(text: str, lang: str | None) -> str:
+    return DUTCH.get(text, text) if lang == "nl" else text
+
+
+def localized(chart: Chart, lang: str | None) -> Chart:
+    """The chart with its title, series and the hand-entered source in the language asked."""
+    return Chart(
+        chart.kind,
+        say(chart.title, lang),
+        [say(c, lang) if c == MANUAL else c for c in chart.categories],
+        {say(name, lang): values for name, values in chart.series.items()},
+        chart.unit,
+    )
 
 
 class ReportQuery(BaseModel):
@@ -40,6 +82,11 @@ class ReportQuery(BaseModel):
     channel: str | None = Field(default=None, max_length=32)
     interval: Interval = "day"
     format: Literal["json", "csv", "svg"] | None = None
+    lang: Language | None = None  # of the chart's texts; English without it
+
+
+class ReportListQuery(BaseModel):
+    lang: Language | None = None  # of the titles; English without it
 
 
 class ReportOut(BaseModel):
@@ -361,7 +408,7 @@ async def lead_sources(session: AsyncSession, s: Scope) -> Table:
     )
     table = await rows(
         session,
-        f"""SELECT coalesce(ch.name, 'manual') AS source, sum(n.leads)::bigint AS leads,
+        f"""SELECT coalesce(ch.name, '{MANUAL}') AS source, sum(n.leads)::bigint AS leads,
             sum(n.converted)::bigint AS converted, sum(n.opportunities)::bigint AS opportunities,
             sum(n.won)::bigint AS won
         FROM (
@@ -521,10 +568,17 @@ def scope_of(p: Principal, q: ReportQuery, tz: str) -> Scope:
     return Scope(start, end, q.interval, tz, teams, q.channel)
 
 
-@API.route("GET", "/api/reports", summary="The reports there are", tag="reports")
+@API.route(
+    "GET",
+    "/api/reports",
+    summary="The reports there are (titles in lang=en|nl)",
+    tag="reports",
+    query=ReportListQuery,
+)
 async def list_reports(req: ApiRequest) -> list[dict[str, Any]]:
+    lang = req.query.lang
     return [
-        ReportInfo(name=name, title=title, chart=chart).model_dump()
+        ReportInfo(name=name, title=say(title, lang), chart=chart).model_dump()
         for name, (title, chart, _) in REPORTS.items()
     ]
 
@@ -564,13 +618,13 @@ async def get_report(req: ApiRequest) -> ReportOut | web.Response:
         )
     if wanted == "svg":
         return web.Response(
-            text=svg(table.chart),
+            text=svg(localized(table.chart, q.lang)),
             content_type="image/svg+xml",
             headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
         )
     return ReportOut(
         name=name,
-        title=title,
+        title=say(title, q.lang),
         start=scope.start,
         end=scope.end,
         interval=scope.interval,

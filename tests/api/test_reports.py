@@ -294,6 +294,20 @@ async def test_csv_and_svg_and_team_scope(client: Client, sessions: Sessions) ->
         "conversations", "response-times", "sla-breaches", "lead-sources", "pipeline", "workload",
     }  # fmt: skip
     assert date.fromisoformat(sam["end"]) - date.fromisoformat(sam["start"]) == timedelta(days=6)
+    # Titles and chart texts in Dutch when asked; the data (columns, values) stays the same.
+    dutch = await (await client.get("/api/reports", params={"lang": "nl"}, headers=t["sam"])).json()
+    assert {r["name"]: r["title"] for r in dutch}["sla-breaches"] == "SLA-overschrijdingen"
+    leads = await client.get(
+        "/api/reports/lead-sources",
+        params={"format": "svg", "lang": "nl", **WEEK},
+        headers=t["root"],
+    )
+    drawn_nl = await leads.text()
+    assert "<title>Leads per bron</title>" in drawn_nl and ">handmatig<" in drawn_nl
+    assert "manual" not in drawn_nl
+    as_json = await report(client, "lead-sources", t["root"], lang="nl", **WEEK)
+    assert as_json["title"] == "Leads per bronkanaal en hun conversie"
+    assert as_json["rows"][-1][0] == "manual"
 
 
 async def test_demo_history_gives_every_report_and_project_something(
