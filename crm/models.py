@@ -192,7 +192,9 @@ class Lead(Timestamped, Base):
     source_detail: Mapped[str | None] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(20), default="new")
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    fields: Mapped[Json] = mapped_column(default=dict)
+    fields: Mapped[Json] = mapped_column(default=dict)  # what the web form or bot asked
+    # Fields an administrator defined for leads (crm.lists), checked on every write.
+    custom_fields: Mapped[Json] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
     converted_contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL")
     )
@@ -255,6 +257,8 @@ class Project(Timestamped, Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     starts_on: Mapped[date | None]
     ends_on: Mapped[date | None]
+    # Fields an administrator defined for projects (crm.lists), checked on every write.
+    custom_fields: Mapped[Json] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
 
 
 class Activity(Timestamped, Base):

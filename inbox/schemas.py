@@ -187,6 +187,7 @@ class LeadOut(Out):
     source_detail: str | None
     owner_id: int | None
     fields: dict[str, Any]
+    custom_fields: dict[str, Any]
     converted_contact_id: int | None
     created_at: datetime
 

@@ -140,6 +140,7 @@ class LeadIn(BaseModel):
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=50)
     city: str | None = Field(default=None, max_length=100)
+    custom_fields: dict[str, Any] | None = None  # checked against the lead's custom fields
     force: bool = False
 
 
@@ -437,6 +438,7 @@ async def create_lead(req: ApiRequest) -> LeadOut:
         [body.email] if body.email else [], [body.phone] if body.phone else [], region=region
     )
     async with req.sessions() as session, session.begin():
+        custom = await check_record_fields(session, "lead", body.custom_fields or {})
         if not body.force:
             found = await dedup.lead_duplicates(
                 session, name=body.name, company=body.company, email=body.email, phone=body.phone
@@ -448,6 +450,7 @@ async def create_lead(req: ApiRequest) -> LeadOut:
             company=body.company,
             owner_id=req.principal.user_id,
             fields={"city": body.city} if body.city else {},
+            custom_fields=custom,
         )
         session.add(lead)
         await session.flush()

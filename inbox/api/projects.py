@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm.lists import check_changes, check_record_fields
 from crm.models import PROJECT_STATUSES, AccessGrant, Activity, Project, Relation, Task, Team, User
 from inbox import realtime
 from inbox.access import Principal, visible_conversations, visible_projects
@@ -40,6 +41,7 @@ class ProjectIn(BaseModel):
     starts_on: date | None = None
     ends_on: date | None = None
     confidential: bool = False  # managers and admins; the creator is linked to it
+    custom_fields: dict[str, Any] | None = None  # checked against the project's custom fields
 
 
 class ProjectPatch(BaseModel):
@@ -52,6 +54,7 @@ class ProjectPatch(BaseModel):
     team_id: int | None = None
     starts_on: date | None = None
     ends_on: date | None = None
+    custom_fields: dict[str, Any] | None = None  # merged into the stored ones; null or "" clears
 
 
 class ProjectOut(BaseModel):
@@ -66,6 +69,7 @@ class ProjectOut(BaseModel):
     team_id: int | None
     starts_on: date | None
     ends_on: date | None
+    custom_fields: dict[str, Any]
     created_at: datetime
 
     model_config = {"from_attributes": True}
@@ -187,6 +191,9 @@ async def create_project(req: ApiRequest) -> ProjectOut:
     values = body.model_dump()
     async with req.sessions() as session, session.begin():
         await check_references(session, values)
+        values["custom_fields"] = await check_record_fields(
+            session, "project", values["custom_fields"] or {}
+        )
         project = Project(**values)
         session.add(project)
         await session.flush()
@@ -216,6 +223,7 @@ async def update_project(req: ApiRequest) -> ProjectOut:
             "ends_on": project.ends_on,
         } | changes
         await check_references(session, merged)
+        changes = await check_changes(session, "project", changes, project.custom_fields)
         for name, value in changes.items():
             setattr(project, name, value)
     return ProjectOut.model_validate(project)

@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import delete, insert, select
 
+from crm.lists import RECORD_TYPES
 from crm.models import Relation, RelationStatus
 from inbox.db import Sessions
 
@@ -321,3 +322,83 @@ async def test_relations_and_contacts_check_their_custom_fields(
     )
     assert wrong.status == 422
     assert (await wrong.json())["error"]["details"][0]["loc"] == ["custom_fields", "birthday"]
+
+
+# Every record type custom fields can be defined for, with how it is created over the API and
+# (where it can be) updated: a type without a write path here fails the first assertion below.
+WRITES: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "relation": ("/api/relations", {"name": "Hamerslag"}, True),
+    "contact": ("/api/contacts", {"first_name": "Jan"}, True),
+    "lead": ("/api/leads", {"name": "Piet Bakker", "force": True}, False),
+    "opportunity": ("/api/opportunities", {"name": "Dakrenovatie"}, True),
+    "project": ("/api/projects", {"name": "Nieuwbouw Oost"}, True),
+}
+
+
+def test_every_record_type_with_custom_fields_has_a_checked_write() -> None:
+    assert set(WRITES) == set(RECORD_TYPES)
+
+
+@pytest.mark.parametrize("record_type", sorted(WRITES))
+async def test_custom_fields_are_checked_on_every_write_of_a_record_type(
+    client: Client, login: Callable[..., Any], record_type: str
+) -> None:
+    admin = await login("admin")
+    path, base, patchable = WRITES[record_type]
+    for field in (
+        {"key": "klasse", "label": "Klasse", "type": "choice", "choices": ["goud", "zilver"]},
+        {"key": "m2", "label": "Oppervlakte", "type": "number"},
+        {"key": "bezoek", "label": "Bezoek", "type": "date"},
+        {"key": "notitie", "label": "Notitie", "type": "text"},
+    ):
+        created = await client.post(
+            "/api/settings/custom-fields", json={"record_type": record_type, **field}, headers=admin
+        )
+        assert created.status == 201, await created.text()
+    # A field of another record type is unknown here.
+    other = "lead" if record_type != "lead" else "project"
+    foreign = await client.post(
+        "/api/settings/custom-fields",
+        json={"record_type": other, "key": "alleen_elders", "label": "Elders", "type": "text"},
+        headers=admin,
+    )
+    assert foreign.status == 201
+    wrong: list[tuple[dict[str, Any], str]] = [
+        ({"m2": "veel"}, "m2"),  # wrong type
+        ({"m2": True}, "m2"),
+        ({"bezoek": "31-02-2027"}, "bezoek"),
+        ({"bezoek": 20270301}, "bezoek"),
+        ({"notitie": ["een", "lijst"]}, "notitie"),
+        ({"klasse": "brons"}, "klasse"),  # unknown choice
+        ({"kleur": "blauw"}, "kleur"),  # unknown field
+        ({"alleen_elders": "x"}, "alleen_elders"),
+    ]
+    for values, key in wrong:
+        response = await client.post(path, json={**base, "custom_fields": values}, headers=admin)
+        assert response.status == 422, (values, await response.text())
+        error = (await response.json())["error"]
+        assert error["details"][0]["loc"] == ["custom_fields", key], values
+    ok = await client.post(
+        path,
+        json={**base, "custom_fields": {"klasse": "goud", "m2": "120.0", "bezoek": "2027-03-01"}},
+        headers=admin,
+    )
+    assert ok.status == 201, await ok.text()
+    record = await ok.json()
+    assert record["custom_fields"] == {"klasse": "goud", "m2": 120, "bezoek": "2027-03-01"}
+    if not patchable:
+        return
+    at = f"{path}/{record['id']}"
+    for values, key in wrong:
+        response = await client.patch(at, json={"custom_fields": values}, headers=admin)
+        assert response.status == 422, (values, await response.text())
+        assert (await response.json())["error"]["details"][0]["loc"] == ["custom_fields", key]
+    patched = await client.patch(
+        at, json={"custom_fields": {"notitie": "bellen", "m2": None}}, headers=admin
+    )
+    assert patched.status == 200, await patched.text()
+    assert (await patched.json())["custom_fields"] == {
+        "klasse": "goud",
+        "bezoek": "2027-03-01",
+        "notitie": "bellen",
+    }

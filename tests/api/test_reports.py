@@ -294,6 +294,20 @@ async def test_csv_and_svg_and_team_scope(client: Client, sessions: Sessions) ->
         "conversations", "response-times", "sla-breaches", "lead-sources", "pipeline", "workload",
     }  # fmt: skip
     assert date.fromisoformat(sam["end"]) - date.fromisoformat(sam["start"]) == timedelta(days=6)
+    # Titles and chart texts in Dutch when asked; the data (columns, values) stays the same.
+    dutch = await (await client.get("/api/reports", params={"lang": "nl"}, headers=t["sam"])).json()
+    assert {r["name"]: r["title"] for r in dutch}["sla-breaches"] == "SLA-overschrijdingen"
+    leads = await client.get(
+        "/api/reports/lead-sources",
+        params={"format": "svg", "lang": "nl", **WEEK},
+        headers=t["root"],
+    )
+    drawn_nl = await leads.text()
+    assert "<title>Leads per bron</title>" in drawn_nl and ">handmatig<" in drawn_nl
+    assert "manual" not in drawn_nl
+    as_json = await report(client, "lead-sources", t["root"], lang="nl", **WEEK)
+    assert as_json["title"] == "Leads per bronkanaal en hun conversie"
+    assert as_json["rows"][-1][0] == "manual"
 
 
 async def test_demo_history_gives_every_report_and_project_something(
@@ -323,3 +337,51 @@ async def test_demo_history_gives_every_report_and_project_something(
     ).json()
     kinds = {i["kind"] for i in timeline["items"]}
     assert {"activity", "task"} <= kinds and kinds & {"message", "call"}, kinds
+
+
+async def test_lead_sources_and_workload_honour_team_and_channel(
+    client: Client, sessions: Sessions
+) -> None:
+    w = await world(sessions)
+    t = w["tokens"]
+    async with sessions() as session, session.begin():
+        leads = {lead.name: lead for lead in await session.scalars(select(Lead))}
+        users = {u.name: u for u in await session.scalars(select(User))}
+        # Karin is Ank's (Verkoop); Joke is Sam's (Service); Piet came in by a Service
+        # conversation; Kees has no owner and no conversation: only in the all-teams figures.
+        leads["Karin"].owner_id = users["Ank"].id
+        leads["Joke"].owner_id = users["Sam"].id
+        service = (
+            await session.scalars(select(Conversation).where(Conversation.team_id == w["service"]))
+        ).one()
+        service.lead_id = leads["Piet"].id
+        # Sam (Service) holds an open Verkoop conversation (created after the week).
+        late = (
+            await session.scalars(select(Conversation).where(Conversation.created_at == at(12, 9)))
+        ).one()
+        late.assignee_id = users["Sam"].id
+    everyone = await report(client, "lead-sources", t["root"], **WEEK)
+    assert everyone["rows"] == [
+        ["Website", 3, 1, 2, 1, 33.3, 66.7, 33.3],
+        ["manual", 1, 0, 0, 0, 0.0, 0.0, 0.0],
+    ]
+    sales = await report(client, "lead-sources", t["root"], team=w["sales"], **WEEK)
+    assert sales["rows"] == [["Website", 1, 1, 1, 1, 100.0, 100.0, 100.0]]
+    service_leads = await report(client, "lead-sources", t["root"], team=w["service"], **WEEK)
+    # Piet (an open opportunity) and Joke (none).
+    assert service_leads["rows"] == [["Website", 2, 0, 1, 0, 0.0, 50.0, 0.0]]
+    # Sam (Service) sees his team's leads without asking for the team.
+    assert (await report(client, "lead-sources", t["sam"], **WEEK))["rows"] == service_leads["rows"]
+    form = await report(client, "lead-sources", t["root"], channel=w["form"], **WEEK)
+    assert [r[0] for r in form["rows"]] == ["Website"]
+
+    # Workload in the Website channel: Ank's open conversation B and no reply there within the
+    # week (A's reply is by mail); Mia's open C. Her open task is Ank's whatever the channel.
+    by_form = await report(client, "workload", t["root"], channel=w["form"], **WEEK)
+    assert by_form["rows"] == [["Ank", 1, 1, 0, 0, 1, 1], ["Mia", 1, 1, 0, 0, 0, 0]]
+    # Sam's open conversation is Verkoop's: it counts for Verkoop, not for his own team.
+    assert (await report(client, "workload", t["sam"], **WEEK))["rows"] == []
+    verkoop = await report(client, "workload", t["root"], team=w["sales"], **WEEK)
+    assert verkoop["rows"] == [["Ank", 1, 2, 1, 1, 1, 1], ["Mia", 1, 1, 0, 0, 0, 0]]
+    everyone_load = await report(client, "workload", t["root"], **WEEK)
+    assert ["Sam", 1, 0, 0, 0, 0, 0] in everyone_load["rows"]

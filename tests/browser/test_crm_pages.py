@@ -153,3 +153,49 @@ async def test_a_conversation_is_linked_to_a_project_from_the_customer_panel(
         )
     assert linked == almere
     await page.screenshot(path=str(screenshots / "project-link.png"))
+
+
+async def test_the_crm_pages_speak_the_inbox_language(
+    page: Any, server: str, sessions: Sessions, screenshots: Path
+) -> None:
+    relation_id = await demo_with_history(sessions)
+    async with sessions() as session, session.begin():
+        await session.execute(update(User).values(language="nl"))
+    await log_in(page, server, "admin@switchboard.test", "/reports")
+    await page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('figure.chart img')];"
+        " return imgs.length >= 6 && imgs.every((i) => i.complete && i.naturalWidth > 0); }"
+    )
+    captions = await page.locator("figure.chart figcaption span").all_inner_texts()
+    assert "Gesprekken per kanaal" in captions and "Werklast per medewerker" in captions, captions
+    assert await page.locator("nav.pages a[href='/pipeline']").inner_text() == "Pijplijn"
+    src = await page.locator("figure[data-report=lead-sources] img").get_attribute("src")
+    assert src is not None and "lang=nl" in src
+    drawn = await (await page.request.get(server + src)).text()
+    assert "<title>Leads per bron</title>" in drawn and "naar kans" in drawn
+    await page.screenshot(path=str(screenshots / "reports-nl.png"), full_page=True)
+
+    # Statuses and kinds on the relation dashboard are words of the language, not API codes.
+    await page.goto(f"{server}/relations/{relation_id}")
+    projects = page.locator(".card.projects li", has_text="Nieuwbouw Almere Poort")
+    await projects.wait_for()
+    assert (await projects.inner_text()).endswith("· Lopend")
+    activities = " ".join(await page.locator(".card.activities li").all_inner_texts())
+    assert "e-mail" in activities or "gesprek" in activities or "notitie" in activities
+
+    # The pipeline board (built with the shared DOM helper) in Dutch, a link to the reports.
+    await page.goto(f"{server}/pipeline")
+    await page.wait_for_selector("body[data-ready=yes]")
+    assert await page.locator("header a[href='/reports']").inner_text() == "Rapporten"
+    assert await page.locator("section.stage .opp").count() >= 10
+    assert await page.locator("#owners h3").inner_text() == "Per eigenaar"
+
+    # The language last chosen in the inbox (kept in the browser) wins over the user's.
+    await page.evaluate("() => localStorage.setItem('lang', 'en')")
+    await page.goto(f"{server}/reports")
+    await page.locator("figure[data-report=workload] figcaption span").wait_for()
+    assert (
+        await page.locator("figure[data-report=workload] figcaption span").inner_text()
+        == "Agent workload"
+    )
+    assert await page.locator("[data-t=allTeams]").inner_text() == "All teams"

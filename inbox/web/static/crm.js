@@ -13,6 +13,17 @@ const I18N = {
     interval: "Per", day: "dag", week: "week", month: "maand", show: "Toon", csv: "CSV",
     link_to: "→", link_from: "←", timeline: "Tijdlijn", more: "Meer", relation: "Relatie",
     k_activity: "activiteit", k_message: "bericht", k_call: "gesprek", k_task: "taak", k_document: "document",
+    pipeline: "Pijplijn",
+    // codes the API answers with, shown as words
+    st_open: "Open", st_pending: "In afwachting", st_snoozed: "Gesnoozed", st_resolved: "Afgehandeld",
+    ps_open: "Lopend", ps_on_hold: "On hold", ps_closed: "Afgesloten",
+    c_email: "e-mail", c_webform: "webformulier", c_telephony: "telefoon", c_whatsapp: "WhatsApp",
+    c_telegram: "Telegram", c_webchat: "webchat", c_call: "gesprek", c_message: "bericht",
+    c_form: "formulier", c_note: "notitie", c_meeting: "afspraak",
+    s_received: "ontvangen", s_pending: "in de wachtrij", s_sent: "verzonden", s_delivered: "afgeleverd",
+    s_read: "gelezen", s_failed: "mislukt", s_answered: "beantwoord", s_missed: "gemist", s_busy: "in gesprek",
+    s_voicemail: "voicemail", s_open: "open", s_done: "gedaan", s_cancelled: "geannuleerd",
+    s_appointment: "afspraak gemaakt", s_callback: "terugbellen", s_no_interest: "geen interesse",
   },
   en: {
     inbox: "Inbox", reports: "Reports", loading: "Loading…", notFound: "Not found.",
@@ -24,11 +35,23 @@ const I18N = {
     interval: "Per", day: "day", week: "week", month: "month", show: "Show", csv: "CSV",
     link_to: "→", link_from: "←", timeline: "Timeline", more: "More", relation: "Relation",
     k_activity: "activity", k_message: "message", k_call: "call", k_task: "task", k_document: "document",
+    pipeline: "Pipeline",
+    st_open: "Open", st_pending: "Pending", st_snoozed: "Snoozed", st_resolved: "Resolved",
+    ps_open: "Running", ps_on_hold: "On hold", ps_closed: "Closed",
+    c_email: "e-mail", c_webform: "web form", c_telephony: "phone", c_whatsapp: "WhatsApp",
+    c_telegram: "Telegram", c_webchat: "web chat", c_call: "call", c_message: "message",
+    c_form: "form", c_note: "note", c_meeting: "meeting",
+    s_received: "received", s_pending: "queued", s_sent: "sent", s_delivered: "delivered",
+    s_read: "read", s_failed: "failed", s_answered: "answered", s_missed: "missed", s_busy: "busy",
+    s_voicemail: "voicemail", s_open: "open", s_done: "done", s_cancelled: "cancelled",
+    s_appointment: "appointment made", s_callback: "call back", s_no_interest: "no interest",
   },
 };
 const LOCALE = { nl: "nl-NL", en: "en-GB" };
 let lang = "nl";
 const t = (key) => (I18N[lang] || I18N.en)[key] ?? I18N.en[key] ?? key;
+// A code from the API (a status, a channel or activity kind) in words; an unknown one as it is.
+const word = (prefix, code) => (code ? ((I18N[lang] || I18N.en)[`${prefix}_${code}`] ?? code) : "");
 
 async function getJson(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -97,11 +120,11 @@ async function relationPage() {
       x.due_at ? el("span", { class: "muted" }, ` · ${t("due")} ${fmtDate(x.due_at)}`) : null,
       x.assignee ? el("span", { class: "muted" }, ` · ${x.assignee.name}`) : null)),
     card(t("activities"), "activities", d.activities, (a) => el("li", { class: `act-${a.kind}` },
-      el("time", { class: "muted" }, `${fmtDate(a.occurred_at)} `), `${a.channel_kind || a.kind} · ${a.subject || a.summary || a.kind}`)),
+      el("time", { class: "muted" }, `${fmtDate(a.occurred_at)} `), `${word("c", a.channel_kind || a.kind)} · ${a.subject || a.summary || word("c", a.kind)}`)),
     card(t("complaints"), "complaints", d.complaints, (c) => el("li", {},
-      el("a", { href: `/conversations/${c.id}` }, c.subject || `#${c.id}`), ` · ${c.status}`)),
+      el("a", { href: `/conversations/${c.id}` }, c.subject || `#${c.id}`), ` · ${word("st", c.status)}`)),
     card(t("projects"), "projects", d.projects, (p) => el("li", {},
-      el("a", { href: `/projects/${p.id}` }, p.name), `${p.city ? ` · ${p.city}` : ""} · ${p.status}`)),
+      el("a", { href: `/projects/${p.id}` }, p.name), `${p.city ? ` · ${p.city}` : ""} · ${word("ps", p.status)}`)),
     card(t("links"), "links", d.links, (x) => el("li", {}, `${t(`link_${x.direction}`)} ${x.kind}: `,
       el("a", { href: `/relations/${x.id}` }, x.name), x.abc_class ? ` (${x.abc_class})` : ""))));
 }
@@ -113,7 +136,7 @@ function timelineItem(i) {
     ? el("a", { href: `/conversations/${i.conversation_id}` }, i.title || `#${i.id}`)
     : el("span", {}, i.title || `#${i.id}`);
   const details = [
-    i.channel_kind, i.status, i.duration_s ? `${Math.round(i.duration_s / 60)} min` : null,
+    word("c", i.channel_kind), word("s", i.status), i.duration_s ? `${Math.round(i.duration_s / 60)} min` : null,
     i.due_at ? `${t("due")} ${fmtDate(i.due_at)}` : null,
     i.size != null ? `${Math.max(1, Math.round(i.size / 1024))} kB` : null,
   ].filter(Boolean).join(" · ");
@@ -141,7 +164,7 @@ async function projectPage() {
   });
   main.replaceChildren(
     el("section", { class: "card board-head" }, el("h1", {}, p.name),
-      el("div", { class: "facts" }, el("span", { class: "badge" }, p.status),
+      el("div", { class: "facts" }, el("span", { class: "badge" }, word("ps", p.status)),
         p.relation_id ? el("a", { href: `/relations/${p.relation_id}` }, t("relation")) : null,
         p.city ? el("span", { class: "muted" }, p.city) : null,
         p.starts_on ? el("span", { class: "muted" }, `${p.starts_on} – ${p.ends_on || ""}`) : null),
@@ -163,13 +186,13 @@ async function reportsPage(boot) {
   const visible = boot.me.role === "admin" ? boot.teams : boot.teams.filter((x) => boot.me.team_ids.includes(x.id));
   for (const team of visible) form.elements.team.append(el("option", { value: team.id }, team.name));
   form.elements.team.value = params.get("team") || "";
-  const reports = await getJson("/api/reports");
+  const reports = await getJson(`/api/reports?lang=${lang}`);
   const draw = () => {
     const query = new URLSearchParams();
     for (const name of ["from", "to", "team", "interval"]) if (form.elements[name].value) query.set(name, form.elements[name].value);
     history.replaceState(null, "", `/reports?${query}`);
     document.getElementById("charts").replaceChildren(...reports.map((r) => {
-      const svg = new URLSearchParams(query); svg.set("format", "svg");
+      const svg = new URLSearchParams(query); svg.set("format", "svg"); svg.set("lang", lang);
       const csv = new URLSearchParams(query); csv.set("format", "csv");
       return el("figure", { class: "card chart", "data-report": r.name },
         el("figcaption", {}, el("span", {}, r.title), el("a", { href: `/api/reports/${r.name}?${csv}`, download: `${r.name}.csv` }, t("csv"))),
@@ -185,7 +208,7 @@ async function main() {
   try {
     boot = await getJson("/api/inbox/bootstrap");
   } catch (_) { return; }
-  lang = boot.language === "en" ? "en" : "nl";
+  lang = pickLanguage(boot.language, I18N);
   translate();
   const path = location.pathname;
   if (path.startsWith("/relations/")) await relationPage();

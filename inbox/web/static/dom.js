@@ -1,6 +1,7 @@
 "use strict";
-// The DOM helper the inbox and the CRM pages share: an element with attributes and children,
-// every piece of data as text (never innerHTML), "on…" attributes as event listeners.
+// The DOM helpers the inbox and the CRM pages share: an element with attributes and children,
+// every piece of data as text (never innerHTML), "on…" attributes as event listeners; and the
+// interface language every page uses.
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -13,4 +14,13 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const child of children.flat(Infinity)) if (child != null && child !== false) node.append(child);
   return node;
+}
+
+// The language the pages speak: the one last chosen in the inbox (kept in this browser), else
+// the user's, else the browser's. `known` is the page's table of texts per language.
+function pickLanguage(userLanguage, known) {
+  const stored = localStorage.getItem("lang");
+  if (stored && known[stored]) return stored;
+  if (userLanguage && known[userLanguage]) return userLanguage;
+  return (navigator.language || "nl").toLowerCase().startsWith("nl") ? "nl" : "en";
 }

@@ -4,6 +4,7 @@
 
 const I18N = {
   nl: {
+    reports: "Rapporten", pipeline: "Pijplijn",
     logout: "Uitloggen", searchPlaceholder: "Zoeken (/)", viewAll: "Alles", viewMine: "Mijn",
     viewUnassigned: "Niet toegewezen", status: "Status", team: "Team", channel: "Kanaal", label: "Label",
     subject: "Onderwerp", any: "Alle", more: "Meer laden", pick: "Kies een gesprek.",
@@ -37,6 +38,7 @@ const I18N = {
     close: "Sluiten", sla: "SLA", firstResponse: "eerste reactie", visitorTyping: "De bezoeker typt…",
   },
   en: {
+    reports: "Reports", pipeline: "Pipeline",
     logout: "Log out", searchPlaceholder: "Search (/)", viewAll: "All", viewMine: "Mine",
     viewUnassigned: "Unassigned", status: "Status", team: "Team", channel: "Channel", label: "Label",
     subject: "Subject", any: "Any", more: "Load more", pick: "Pick a conversation.",
@@ -190,13 +192,6 @@ async function api(method, path, body) {
 }
 
 // --- language -------------------------------------------------------------------------------
-
-function pickLanguage(userLanguage) {
-  const stored = localStorage.getItem("lang");
-  if (stored && I18N[stored]) return stored;
-  if (userLanguage && I18N[userLanguage]) return userLanguage;
-  return (navigator.language || "nl").toLowerCase().startsWith("nl") ? "nl" : "en";
-}
 
 function translateStatic() {
   document.documentElement.lang = state.lang;
@@ -1239,7 +1234,7 @@ async function main() {
   state.channels = boot.channels;
   state.features = boot.features || {};
   state.clockSkew = Date.parse(boot.server_time) - Date.now();
-  state.lang = pickLanguage(boot.language);
+  state.lang = pickLanguage(boot.language, I18N);
   byId("me").textContent = state.me.name;
   translateStatic();
   fillFilters();

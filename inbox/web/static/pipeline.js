@@ -5,14 +5,14 @@
 
 const I18N = {
   nl: {
-    inbox: "Inbox", pipeline: "Pijplijn", loading: "Laden…", name: "Naam", amount: "Bedrag",
+    inbox: "Inbox", reports: "Rapporten", pipeline: "Pijplijn", loading: "Laden…", name: "Naam", amount: "Bedrag",
     closeDate: "Verwachte sluitdatum", add: "Toevoegen", stage: "Fase", owner: "Eigenaar",
     count: "Aantal", weighted: "Gewogen", open: "Open", lostReason: "Reden van verlies",
     confirm: "Bevestig", cancel: "Annuleer", nobody: "Niemand", owners: "Per eigenaar",
     closes: "sluit", empty: "Geen kansen.", source: "Bron",
   },
   en: {
-    inbox: "Inbox", pipeline: "Pipeline", loading: "Loading…", name: "Name", amount: "Amount",
+    inbox: "Inbox", reports: "Reports", pipeline: "Pipeline", loading: "Loading…", name: "Name", amount: "Amount",
     closeDate: "Expected close date", add: "Add", stage: "Stage", owner: "Owner",
     count: "Count", weighted: "Weighted", open: "Open", lostReason: "Reason lost",
     confirm: "Confirm", cancel: "Cancel", nobody: "Nobody", owners: "Per owner",
@@ -24,18 +24,6 @@ const state = { lang: "nl", csrf: null, pipelines: [], pipelineId: null, board: 
 const t = (key) => (I18N[state.lang] || I18N.en)[key] ?? I18N.en[key] ?? key;
 const money = (n) => new Intl.NumberFormat(LOCALE[state.lang], { style: "currency", currency: "EUR", maximumFractionDigits: 0 }).format(n || 0);
 const day = (iso) => (iso ? new Date(`${iso}T12:00:00`).toLocaleDateString(LOCALE[state.lang], { dateStyle: "medium" }) : "");
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value == null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, String(value));
-  }
-  for (const child of children.flat(Infinity)) if (child != null && child !== false) node.append(child);
-  return node;
-}
 
 async function api(method, path, body) {
   const headers = { Accept: "application/json" };
@@ -168,7 +156,7 @@ async function addOpportunity(e) {
 
 async function start() {
   const boot = await api("GET", "/api/inbox/bootstrap");
-  state.lang = I18N[boot.language] ? boot.language : "nl";
+  state.lang = pickLanguage(boot.language, I18N);
   state.csrf = boot.csrf_token;
   document.getElementById("me").textContent = boot.me.name;
   translate();
