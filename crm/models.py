@@ -371,6 +371,8 @@ class SearchDocument(Base):
     relation_id: Mapped[int | None]
     external_id: Mapped[str | None] = mapped_column(String(100))
     confidential: Mapped[bool] = mapped_column(default=False)
+    # The record's latest activity (activities.occurred_at), kept by a trigger (0022); NULL: none.
+    active_at: Mapped[datetime | None]
 
 
 class SearchWord(Base):
@@ -388,11 +390,13 @@ class SearchWord(Base):
     docs: Mapped[int] = mapped_column(default=0, server_default=text("0"))  # as of the last recount
 
     __table_args__ = (
+        # The typo widening's prefix lookups: a range scan in byte order, counts in the index.
+        # (Rendered `word COLLATE "C"`: the operator-class slot takes the collation.)
         Index(
-            "ix_search_words_word_trgm",
+            "ix_search_words_word_c",
             "word",
-            postgresql_using="gin",
-            postgresql_ops={"word": "gin_trgm_ops"},
+            postgresql_ops={"word": 'COLLATE "C"'},
+            postgresql_include=["docs"],
         ),
     )
 

@@ -5,9 +5,10 @@ Every word of the query must match, by prefix, some field of the record or of a 
 Hamerslag B.V. on the project in Almere. The documents live in search_documents, kept current by
 triggers (migration 0008); each query word is one exact lookup in the index of the words'
 prefixes (migration 0017), ranked by how many query words the record's own fields hold, then
-newest first, then by where the words matched. One typo per word: when nothing matches, a word
-that starts no indexed word is widened to the prefixes one edit away (search_words' trigram
-index, checked with rapidfuzz), the most frequent first.
+by its latest activity (migration 0022), then newest first, then by where the words matched.
+One typo per word: when nothing matches, a word that starts no indexed word is widened to the
+indexed prefixes one edit away (every string one edit away, looked up at once in the index of
+words), the most frequent first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rapidfuzz.distance import OSA
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -69,11 +69,11 @@ class Hit:
 _QUERY = """
 SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, own FROM (
   SELECT d.kind, d.record_id, d.title, d.subtitle, d.fields, d.external_id, d.relation_id,
-         {own} AS own
+         d.active_at, {own} AS own
   FROM search_documents d
   WHERE sb_prefixes(d.doc) @@ CAST(:prefixes AS tsquery) {check} {where}
   LIMIT :pool
-) hits ORDER BY own DESC, record_id DESC LIMIT :ranked
+) hits ORDER BY own DESC, active_at DESC NULLS LAST, record_id DESC LIMIT :ranked
 """
 RANKED = 50
 PREFIX = 6  # the longest prefix in the index (migration 0017)
@@ -188,56 +188,77 @@ async def vocabulary(session: AsyncSession) -> list[str]:
     return cached[1]
 
 
-# Words that share trigrams with the typed word (the trigram index over search_words, not a
-# scan of the list), most similar first; the one-edit check is done on them in Python.
-_SIMILAR = text(
-    """SELECT q.term, w.word, w.docs
-       FROM unnest(CAST(:terms AS text[])) AS q(term)
+# How many documents hold a word starting with each prefix (the index of words in C order,
+# migration 0022: a range scan per prefix, the words' document counts read from the index).
+# (At most PREFIX_WORDS words per prefix: it bounds a short prefix's scan, and keeps the
+# planner's estimate of a few hundred range scans under the cost at which it would compile the
+# statement first, JIT, 5-20 ms.)
+_PREFIX_DOCS = text(
+    """SELECT q.term, q.prefix, w.docs
+       FROM unnest(CAST(:terms AS text[]), CAST(:prefixes AS text[])) AS q(term, prefix)
        CROSS JOIN LATERAL (
-         SELECT word, max(docs) AS docs FROM search_words
-         WHERE word %> q.term AND left(word, 1) = left(q.term, 1)
-         GROUP BY word ORDER BY min(word <->> q.term) LIMIT :candidates) w"""
+         SELECT sum(docs) AS docs, count(*) AS words FROM (
+           SELECT docs FROM search_words
+           WHERE word COLLATE "C" >= q.prefix AND word COLLATE "C" < q.prefix || '{'
+           LIMIT :cap) s) w
+       WHERE w.words > 0"""
 )
-SIMILARITY = 0.2  # pg_trgm's word similarity a candidate needs (one edit in a short word is a lot)
-CANDIDATES = 100
-# The query words that start no indexed word: the ones to widen (all of them when every word
-# does and only their combination finds nothing).
-_UNKNOWN = text(
-    """SELECT q.term FROM unnest(CAST(:terms AS text[])) AS q(term)
-       WHERE NOT EXISTS (SELECT 1 FROM search_words
-                         WHERE word >= q.term AND word < q.term || '~')"""
-)
+PREFIX_WORDS = 200
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 WIDENED = 8  # alternatives per word, the most frequent first
+
+
+def one_edit(term: str) -> set[str]:
+    """Every string one edit (a letter dropped, added, replaced, or two swapped) from term that
+    keeps its first letter: the prefixes a typo of term may have been meant as."""
+    out: set[str] = set()
+    for i in range(1, len(term) + 1):
+        head, tail = term[:i], term[i:]
+        if tail:
+            out.add(head + tail[1:])  # dropped
+            out.update(head + c + tail[1:] for c in LETTERS)  # replaced
+        if len(tail) > 1:
+            out.add(head + tail[1] + tail[0] + tail[2:])  # swapped
+        out.update(head + c + tail for c in LETTERS)  # added
+    out.discard(term)
+    return out
 
 
 async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]]:
     """Each term with the prefixes of indexed words that are one edit (a swap counts as one)
     away from it, the most frequent first: 'hamre' -> ['hamre', 'hamer'].
 
-    Words of four letters or more only, and a typo in the first letter is not caught.
+    The terms that start no indexed word are widened (all of them when each starts some word
+    and only their combination finds nothing). Words of four letters or more only, and a typo
+    in the first letter is not caught. One statement: the term and all its one-edit variants
+    (a few hundred) are looked up at once in the index of words, each a short range scan.
     """
     typed = [t for t in terms if len(t) >= 4]
-    if typed:
-        unknown = list(await session.scalars(_UNKNOWN, {"terms": typed}))
-        typed = unknown or typed
     found: dict[str, dict[str, int]] = {}
     if typed:
-        await session.execute(
-            text("SELECT set_config('pg_trgm.word_similarity_threshold', :v, true)"),
-            {"v": str(SIMILARITY)},
+        pairs = [(t, v) for t in typed for v in sorted(one_edit(t) | {t})]
+        rows = await session.execute(
+            _PREFIX_DOCS,
+            {
+                "terms": [t for t, _ in pairs],
+                "prefixes": [v for _, v in pairs],
+                "cap": PREFIX_WORDS,
+            },
         )
-        rows = await session.execute(_SIMILAR, {"terms": typed, "candidates": CANDIDATES})
-        for term, word, docs in rows:
-            n = len(term)
-            for k in (n, n - 1, n + 1):
-                if k <= len(word) and word[:k] != term and OSA.distance(term, word[:k]) <= 1:
-                    prefixes = found.setdefault(term, {})
-                    prefixes[word[:k]] = prefixes.get(word[:k], 0) + docs
-                    break
+        for term, prefix, docs in rows:
+            found.setdefault(term, {})[prefix] = int(docs)
+    unknown = {t for t in typed if t not in found.get(t, {})}
     out: list[list[str]] = []
     for term in terms:
-        close = sorted(found.get(term, {}).items(), key=lambda item: (-item[1], item[0]))
-        out.append([term, *(w for w, _ in close[:WIDENED])])
+        close: dict[str, int] = {}
+        if term in typed and (not unknown or term in unknown):
+            # A prefix covers the longer ones it starts ('stalo' covers 'staloa', 'stalob'...):
+            # those go, so the cap keeps different words rather than one word's variants.
+            for prefix in sorted(found.get(term, {}), key=len):
+                if prefix != term and not any(prefix.startswith(p) for p in close):
+                    close[prefix] = found[term][prefix]
+        ranked = sorted(close.items(), key=lambda item: (-item[1], item[0]))
+        out.append([term, *(w for w, _ in ranked[:WIDENED])])
     return out
 
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from crm.models import Contact, Lead, Project, Relation, Team, TeamMember, User
+from crm.models import (
+    Activity,
+    Contact,
+    Lead,
+    Project,
+    Relation,
+    SearchDocument,
+    Team,
+    TeamMember,
+    User,
+)
 from crm.search import close_words
 from inbox.api.auth import create_api_token
 from inbox.db import Sessions
@@ -160,3 +171,79 @@ async def test_a_typo_widens_only_the_word_that_starts_nothing(
         await client.get("/api/search", params={"q": "pite hamreslag"}, headers=world["auth"])
     ).json()
     assert [c["title"] for c in data["contact"]] == ["Piet Smit"]
+
+
+async def test_recent_activity_breaks_a_tie_in_own_field_hits(
+    client: Client, sessions: Sessions
+) -> None:
+    world = await seed(sessions)
+    async with sessions() as session, session.begin():
+        hamerslag = (
+            await session.scalars(select(Relation).where(Relation.name.like("Ham%s%")))
+        ).one()
+        # Jan Bos is newer than Jan Visser: with no activity he comes first (the newest record).
+        bos = Contact(
+            relation_id=hamerslag.id, first_name="Jan", last_name="Bos", full_name="Jan Bos"
+        )
+        session.add(bos)
+    found = await (
+        await client.get("/api/search", params={"q": "jan hamer"}, headers=world["auth"])
+    ).json()
+    assert [c["title"] for c in found["contact"]] == ["Jan Bos", "Jan Visser"]
+    async with sessions() as session, session.begin():
+        # A call with Jan Visser last week, a note on Jan Bos a month ago: Visser is the one.
+        now = datetime.now(UTC)
+        session.add_all(
+            [
+                Activity(kind="call", contact_id=world["jan"].id, occurred_at=now - timedelta(7)),
+                Activity(kind="note", contact_id=bos.id, occurred_at=now - timedelta(30)),
+            ]
+        )
+    found = await (
+        await client.get("/api/search", params={"q": "jan hamer"}, headers=world["auth"])
+    ).json()
+    assert [c["title"] for c in found["contact"]] == ["Jan Visser", "Jan Bos"]
+    async with sessions() as session, session.begin():
+        # An older activity (imported history) leaves the latest one in place.
+        session.add(
+            Activity(kind="email", contact_id=world["jan"].id, occurred_at=now - timedelta(400))
+        )
+        await session.execute(
+            update(Activity)
+            .where(Activity.contact_id == bos.id)
+            .values(occurred_at=now - timedelta(1))
+        )
+    found = await (
+        await client.get("/api/search", params={"q": "jan hamer"}, headers=world["auth"])
+    ).json()
+    assert [c["title"] for c in found["contact"]] == ["Jan Bos", "Jan Visser"]
+    async with sessions() as session:
+        latest = await session.scalar(
+            select(SearchDocument.active_at).where(
+                SearchDocument.kind == "relation", SearchDocument.record_id == hamerslag.id
+            )
+        )
+    assert latest is None  # the activities named the contacts only
+
+
+async def test_a_typo_is_widened_to_the_word_one_edit_away_among_many_alike(
+    client: Client, sessions: Sessions
+) -> None:
+    world = await seed(sessions)
+    async with sessions() as session, session.begin():
+        # 'staloh' is 'stalho' with two letters swapped; 150 company words start with 'stalo'
+        # and share more trigrams with 'staloh' than 'stalhout' does (none of them is one edit).
+        alike = [f"Stalo{a}{b}x B.V." for a in "abcdefgijklmn" for b in "abcdefgijklm"][:150]
+        session.add_all(Relation(name=name, normalized_name=name.lower()) for name in alike)
+        stalhout = Relation(name="Stalhout B.V.", normalized_name="stalhout")
+        session.add(stalhout)
+        await session.flush()
+        names = {"first_name": "Fleur", "last_name": "Visser", "full_name": "Fleur Visser"}
+        session.add(Contact(relation_id=stalhout.id, **names))
+    async with sessions() as session:
+        widened = await close_words(session, ["staloh", "fleur"])
+    assert any("stalhout".startswith(w) for w in widened[0][1:]) and widened[1] == ["fleur"]
+    data = await (
+        await client.get("/api/search", params={"q": "staloh fleur"}, headers=world["auth"])
+    ).json()
+    assert [c["title"] for c in data["contact"]] == ["Fleur Visser"]
