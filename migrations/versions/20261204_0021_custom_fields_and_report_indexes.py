@@ -1,5 +1,4 @@
-"""Leads and projects keep the custom fields an administrator defines for them; the workload
-report reads the open conversations per agent from an index
+"""Leads and projects keep the custom fields an administrator defines for them
 
 Revision ID: 0021
 Revises: 0011
@@ -29,16 +28,8 @@ def upgrade() -> None:
                 nullable=False,
             ),
         )
-    op.create_index(
-        "ix_conversations_open_assignee",
-        "conversations",
-        ["assignee_id"],
-        postgresql_include=["team_id", "channel_id"],
-        postgresql_where=sa.text("status IN ('open', 'pending', 'snoozed')"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_conversations_open_assignee", table_name="conversations")
     for table in ("projects", "leads"):
         op.drop_column(table, "custom_fields")
