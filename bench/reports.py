@@ -5,7 +5,8 @@ records (target 50 ms), through the real application on loopback.
 Seeds a throw-away database on the machine's PostgreSQL with set-based INSERT … SELECT over
 generate_series (triggers off while seeding; the search index is not what is measured), with a
 default business calendar so response times take the business-hours path. Beside the targets it
-prints the floor: the same HTTP stack answering a route that reads nothing.
+prints the floor (the same HTTP stack answering a route that reads nothing), the raw ceiling
+(PostgreSQL only counting the rows a year's heaviest reports read) and the load average.
 
     uv run python bench/reports.py [--quick] [--requests N]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -160,6 +162,33 @@ async def seed(dsn: str, conversations: int) -> dict[str, int]:
     return sizes
 
 
+# The machine's raw ceiling for a year's reports: PostgreSQL only reading what the heaviest
+# reports must read (every conversation of the year; every reply of the year), nothing computed.
+CEILING = {
+    "a year's conversations": """SELECT count(first_response_at) FROM conversations
+        WHERE created_at >= now() - interval '365 days'""",
+    "a year's replies": """SELECT count(*) FROM messages WHERE direction = 'outbound'
+        AND author_id IS NOT NULL AND sent_at >= now() - interval '365 days'""",
+}
+
+
+async def ceiling(dsn: str, requests: int) -> dict[str, dict[str, float]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        found = {}
+        for label, sql in CEILING.items():
+            await conn.fetchval(sql)
+            samples = []
+            for _ in range(requests):
+                t = time.perf_counter()
+                await conn.fetchval(sql)
+                samples.append(time.perf_counter() - t)
+            found[label] = latency_ms(samples)
+        return found
+    finally:
+        await conn.close()
+
+
 async def timed(http: aiohttp.ClientSession, url: str) -> float:
     t = time.perf_counter()
     async with http.get(url) as r:
@@ -182,6 +211,7 @@ async def main() -> None:
         t = time.perf_counter()
         results["sizes"] = await seed(dsn, n)
         results["seed_s"] = round(time.perf_counter() - t, 1)
+        results["ceiling"] = await ceiling(dsn, requests)
         app = create_app(
             Settings(database_url=url, redis_url=REDIS, log_level="WARNING"), url, REDIS
         )
@@ -233,10 +263,17 @@ async def main() -> None:
         f" activities, tasks, leads, links, opportunities); seeded in {results['seed_s']} s; one web process,"
         f" sequential requests, as admin (every team)"
     )
+    results["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"  load average (1, 5, 15 min) at the end: {results['load_average']}")
     f = results["floor"]
     print(
         f"  floor (GET /api/reports, reads nothing): p50 {f['p50_ms']:.1f} ms  p95 {f['p95_ms']:.1f} ms"
     )
+    for label, c in results["ceiling"].items():
+        print(
+            f"  ceiling (PostgreSQL counting {label}, no HTTP): p50 {c['p50_ms']:.1f} ms"
+            f"  p95 {c['p95_ms']:.1f} ms"
+        )
     for key, value in results.items():
         if not isinstance(value, dict) or "p95_ms" not in value or key == "floor":
             continue

@@ -94,6 +94,13 @@ class Conversation(Timestamped, Base):
         Index("ix_conversations_list", "status", "last_message_at", "id"),
         # Reports read conversations by when they arrived.
         Index("ix_conversations_created_at", "created_at"),
+        # The workload report's open conversations per agent: an index-only read of the open ones.
+        Index(
+            "ix_conversations_open_assignee",
+            "assignee_id",
+            postgresql_include=["team_id", "channel_id"],
+            postgresql_where=text("status IN ('open', 'pending', 'snoozed')"),
+        ),
         # A web chat visitor's whole history, resolved conversations included.
         Index(
             "ix_conversations_thread",

@@ -231,30 +231,31 @@ def columns_chart(
 
 @dataclass(frozen=True)
 class BusinessTime:
-    """Seconds of opening time since the calendar's first day, as SQL over epoch seconds: per
-    local day (an index into arrays passed as parameters) the open seconds before it plus those
-    of its spans so far. No join and no time zone conversion: the day is a binary search in the
-    days' midnights, the rest is arithmetic on numbers read by subscript."""
+    """Seconds of opening time since the calendar's first day, as SQL over epoch seconds.
+
+    The calendar is its opening and closing instants in order (each day's spans, between a
+    doubled first midnight and a doubled last one) with the open seconds before each. A
+    moment's place among them (a binary search, `width_bucket`) is odd inside an opening span
+    and even outside; its business seconds are those at that instant, plus the time since it
+    when inside. Outside the calendar's days the answer is NULL. No join and no time zone
+    conversion per row."""
 
     params: dict[str, Any]
     spans: int  # 0: open around the clock, the wall clock is business time
 
-    def day(self, epoch: str) -> str:
-        """The index into the calendar arrays of a moment in epoch seconds (NULL outside them;
-        the last midnight is the one after the calendar's last day)."""
+    def place(self, epoch: str) -> str:
+        """The moment's place among the calendar's instants (0 before them)."""
         if not self.spans:
             return "NULL"
-        return f"width_bucket({epoch}, CAST(:cal_midnights AS float8[]))"
+        return f"width_bucket({epoch}, CAST(:cal_at AS float8[]))"
 
-    def seconds(self, epoch: str, day: str) -> str:
+    def seconds(self, epoch: str, place: str) -> str:
         if not self.spans:
             return epoch
-        parts = [
-            f"GREATEST(0, LEAST({epoch}, (CAST(:cal_c{k} AS float8[]))[{day}])"
-            f" - (CAST(:cal_o{k} AS float8[]))[{day}])"
-            for k in range(self.spans)
-        ]
-        return f"((CAST(:cal_cum AS float8[]))[{day}] + {' + '.join(parts)})"
+        return (
+            f"((CAST(:cal_sum AS float8[]))[{place}]"
+            f" + ({place} % 2) * ({epoch} - (CAST(:cal_at AS float8[]))[{place}]))"
+        )
 
 
 async def business_time(session: AsyncSession, first: date, last: date) -> BusinessTime:
@@ -266,33 +267,22 @@ async def business_time(session: AsyncSession, first: date, last: date) -> Busin
 
 
 def calendar_arrays(hours: Hours, first: date, last: date) -> BusinessTime:
-    cum: list[float] = []
-    spans: list[list[tuple[datetime, datetime]]] = []
-    total = 0.0
-    day = first
+    begin = local_midnight(first, str(hours.tz)).timestamp()
+    end = local_midnight(last + timedelta(days=1), str(hours.tz)).timestamp()
+    at, total = [begin, begin], [0.0, 0.0]
+    spans, day = 0, first
     while day <= last:
-        today = hours.spans(day)
-        cum.append(total)
-        spans.append(today)
-        total += sum((close - opens).total_seconds() for opens, close in today)
+        for opens, closes in sorted(hours.spans(day)):
+            o, c = max(opens.timestamp(), at[-1]), closes.timestamp()
+            if c > o:  # an opening span: its start (odd place), then its end (even place)
+                at += [o, c]
+                total += [total[-1], total[-1] + c - o]
+                spans += 1
         day += timedelta(days=1)
-    width = max(1, max((len(s) for s in spans), default=1))
-    midnights = [
-        local_midnight(first + timedelta(days=k), str(hours.tz)).timestamp()
-        for k in range(len(cum) + 1)
-    ]
-    params: dict[str, Any] = {"cal_cum": cum, "cal_midnights": midnights}
-    for k in range(width):
-        opens, closes = [], []
-        for offset, today in enumerate(spans):
-            if k < len(today):
-                opens.append(today[k][0].timestamp())
-                closes.append(today[k][1].timestamp())
-            else:  # an empty span at the day's start
-                opens.append(midnights[offset])
-                closes.append(midnights[offset])
-        params[f"cal_o{k}"], params[f"cal_c{k}"] = opens, closes
-    return BusinessTime(params, width)
+    # The last midnight twice: from it on the place is past the sums, so NULL.
+    at += [end, end]
+    total.append(total[-1])
+    return BusinessTime({"cal_at": at, "cal_sum": total}, min(spans, 1))
 
 
 # --- the reports ----------------------------------------------------------------------------------
@@ -333,8 +323,8 @@ async def response_times(session: AsyncSession, s: Scope) -> Table:
             SELECT period, {clock.seconds("b", "bd")} AS bs, {clock.seconds("f", "fd")} AS fs,
                 {clock.seconds("r", "rd")} AS rs
             FROM (
-                SELECT period, b, f, r, {clock.day("b")} AS bd, {clock.day("f")} AS fd,
-                    {clock.day("r")} AS rd
+                SELECT period, b, f, r, {clock.place("b")} AS bd, {clock.place("f")} AS fd,
+                    {clock.place("r")} AS rd
                 FROM (
                     SELECT {period("c.created_at")} AS period, date_part('epoch', c.created_at) AS b,
                         date_part('epoch', c.first_response_at) AS f,

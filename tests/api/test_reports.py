@@ -385,3 +385,42 @@ async def test_lead_sources_and_workload_honour_team_and_channel(
     assert verkoop["rows"] == [["Ank", 1, 2, 1, 1, 1, 1], ["Mia", 1, 1, 0, 0, 0, 0]]
     everyone_load = await report(client, "workload", t["root"], **WEEK)
     assert ["Sam", 1, 0, 0, 0, 0, 0] in everyone_load["rows"]
+
+
+async def test_business_seconds_over_split_days_holidays_and_the_calendar_edges(
+    sessions: Sessions,
+) -> None:
+    """The SQL business clock against hand-computed seconds: Mon-Fri 09:00-12:00 and
+    13:00-17:00 (7 h a day) in Amsterdam, Wednesday 4 November a holiday."""
+    from sqlalchemy import text
+
+    from inbox.api.reports import calendar_arrays
+    from inbox.routing.sla import Hours
+
+    hours = Hours.from_json(
+        {d: [["09:00", "12:00"], ["13:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+        holidays=[date(2026, 11, 4)],
+        tz="Europe/Amsterdam",
+    )
+    clock = calendar_arrays(hours, date(2026, 11, 2), date(2026, 11, 6))
+    hour = 3600.0
+    cases = [
+        (at(2, 8), 0.0),  # Monday before opening
+        (at(2, 10, 30), 1.5 * hour),
+        (at(2, 12, 30), 3 * hour),  # the lunch break counts nothing
+        (at(2, 13, 30), 3.5 * hour),
+        (at(2, 20), 7 * hour),
+        (at(4, 11), 14 * hour),  # the holiday
+        (at(5, 9, 15), 14.25 * hour),
+        (at(6, 17), 28 * hour),
+        (at(7, 0, 0) - timedelta(seconds=1), 28 * hour),  # the last second of the calendar
+        (at(7, 0), None),  # after the calendar's last day
+        (at(2, 0) - timedelta(seconds=1), None),  # before its first
+        (None, None),
+    ]
+    async with sessions() as session:
+        for moment, expected in cases:
+            epoch = "CAST(date_part('epoch', CAST(:moment AS timestamptz)) AS float8)"
+            sql = f"SELECT {clock.seconds('e', clock.place('e'))} FROM (SELECT {epoch} AS e) x"
+            found = await session.scalar(text(sql), {"moment": moment} | clock.params)
+            assert found == expected, (moment, found, expected)
