@@ -232,17 +232,14 @@ async def _relations(
 
 @dataclass
 class Touched:
-    """Relations that got new projects: their contacts' documents list the projects, so the
-    import refreshes those once at the end (earlier batches' contacts included)."""
+    """What the import wrote, for its one pass over the search documents at the end: the
+    records, and the relations that got new projects (their contacts' documents list them,
+    contacts written by earlier batches or before the import included)."""
 
+    relations: set[int] = field(default_factory=set)
+    contacts: set[int] = field(default_factory=set)
+    projects: set[int] = field(default_factory=set)
     project_relations: set[int] = field(default_factory=set)
-
-
-_REFRESH = text(
-    """SELECT sb_refresh_relations(CAST(:relations AS bigint[])),
-              sb_refresh_contacts(CAST(:contacts AS bigint[])),
-              sb_refresh_projects(CAST(:projects AS bigint[]))"""
-)
 
 
 async def write_batch(
@@ -253,7 +250,8 @@ async def write_batch(
     report: ImportReport,
     touched: Touched,
 ) -> None:
-    # The index triggers stand aside for this transaction; the batch refreshes what it wrote.
+    # The index triggers stand aside for this transaction: the import refreshes the documents of
+    # what it wrote once, at its end (crm.importer).
     await conn.execute(text("SET LOCAL switchboard.bulk = 'on'"))
     relation_ids = await _relations(conn, relations_in, report)
     people = [r for r in rows if r.full_name]
@@ -311,15 +309,9 @@ async def write_batch(
                     contact_ids[r.line] = known[r.external_id]
     await _identities(conn, rows, contact_ids, relation_ids, report)
     projects = await _projects(conn, rows, relation_ids, report)
-    batch_relations = set(relation_ids.values())
-    await conn.execute(
-        _REFRESH,
-        {
-            "relations": sorted(batch_relations),
-            "contacts": sorted(set(contact_ids.values())),
-            "projects": sorted(projects),
-        },
-    )
+    touched.relations |= set(relation_ids.values())
+    touched.contacts |= set(contact_ids.values())
+    touched.projects |= set(projects)
     if projects:
         touched.project_relations |= set(relation_ids.values())
 

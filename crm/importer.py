@@ -136,29 +136,31 @@ async def import_rows(
         batches += 1
         if batches in (1, 4, 16, 64):  # the tables grew: give the planner fresh statistics
             async with sessions() as session, session.begin():
-                await session.execute(
-                    text("ANALYZE relations, contacts, identities, projects, search_documents")
-                )
+                await session.execute(text("ANALYZE relations, contacts, identities, projects"))
         if progress is not None:
             progress(len(pending))
         pending.clear()
         relations.clear()
 
-    for number, item in enumerate(rows, start=2):
-        line, row = item if isinstance(item, tuple) else (number, item)
-        report.rows += 1
-        contact, relation = _normalise(line, row, region, report)
-        if relation is not None:
-            relations.setdefault(relation.key, relation)
-        if contact is not None:
-            pending.append(contact)
-        elif relation is None:
-            continue
-        if len(pending) >= batch or len(relations) >= batch:
-            await flush()
-    await flush()
-    await _refresh_project_relations(sessions, touched)
-    if report.contacts_created + report.relations_created >= RECOUNT_AFTER:
+    try:
+        for number, item in enumerate(rows, start=2):
+            line, row = item if isinstance(item, tuple) else (number, item)
+            report.rows += 1
+            contact, relation = _normalise(line, row, region, report)
+            if relation is not None:
+                relations.setdefault(relation.key, relation)
+            if contact is not None:
+                pending.append(contact)
+            elif relation is None:
+                continue
+            if len(pending) >= batch or len(relations) >= batch:
+                await flush()
+        await flush()
+    finally:
+        # What the committed batches wrote is searchable even when a later batch failed.
+        recount = report.contacts_created + report.relations_created >= RECOUNT_AFTER
+        await refresh_documents(sessions, touched, words_later=recount)
+    if recount:
         # The typo widening ranks its alternatives by how many documents hold them.
         async with sessions() as session, session.begin():
             await session.execute(text("SELECT sb_count_words()"))
@@ -166,19 +168,33 @@ async def import_rows(
 
 
 RECOUNT_AFTER = 10_000  # new records after which an import recounts the indexed words
+REFRESH_CHUNK = 20_000  # records per statement of the refresh at the end
 
 
-async def _refresh_project_relations(sessions: Sessions, touched: Touched) -> None:
-    """Contacts of relations that got new projects list them in their documents: once, at the
-    end, for contacts written by earlier batches too (a few thousand relations per statement)."""
-    relation_ids = sorted(touched.project_relations)
-    for start in range(0, len(relation_ids), 2000):
-        chunk = relation_ids[start : start + 2000]
-        async with sessions() as session, session.begin():
-            await session.execute(
-                text(
-                    """SELECT sb_refresh_contacts(ARRAY(
-                         SELECT id FROM contacts WHERE relation_id = ANY(CAST(:ids AS bigint[]))))"""
-                ),
-                {"ids": chunk},
-            )
+async def refresh_documents(sessions: Sessions, touched: Touched, *, words_later: bool) -> None:
+    """The search documents of everything the import wrote, each once, set-based: a statement
+    per chunk of records (a document per record costs the same in one statement of 20,000
+    as in four of 5,000, and a contact whose relation gets projects in a later batch is
+    written once instead of once per batch). The contacts of relations that got projects list
+    them, those from before the import too. words_later: sb_count_words() follows, so the
+    refresh does not also add the new words one by one."""
+    async with sessions() as session:
+        extra = await session.scalars(
+            text("SELECT id FROM contacts WHERE relation_id = ANY(CAST(:ids AS bigint[]))"),
+            {"ids": sorted(touched.project_relations)},
+        )
+        contacts = touched.contacts | set(extra)
+    for kind, ids in (
+        ("relations", touched.relations),
+        ("projects", touched.projects),
+        ("contacts", contacts),
+    ):
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), REFRESH_CHUNK):
+            async with sessions() as session, session.begin():
+                if words_later:
+                    await session.execute(text("SET LOCAL switchboard.words = 'later'"))
+                await session.execute(
+                    text(f"SELECT sb_refresh_{kind}(CAST(:ids AS bigint[]))"),
+                    {"ids": ordered[start : start + REFRESH_CHUNK]},
+                )

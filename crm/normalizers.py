@@ -114,11 +114,21 @@ def is_shared_mailbox(address: str) -> bool:
 # --- phone -------------------------------------------------------------------------------------
 
 
+# A Dutch number written nationally, ten digits from the trunk 0 (spaces and dashes allowed):
+# '06-12345678', '020 123 4567'. Most numbers an import reads are this, and phonenumbers takes
+# 100 µs to say '+31' + the rest (a fifth of a large import's Python time); the test compares.
+_NL_NATIONAL = re.compile(r"0[1-9][0-9]{8}")
+
+
 def phone(value: str, region: str = "NL") -> str | None:
     """A phone number in E.164 (+31612345678), or None when it cannot be one."""
     raw = value.strip()
     if not raw:
         return None
+    if region == "NL":
+        digits = raw.replace(" ", "").replace("-", "")
+        if _NL_NATIONAL.fullmatch(digits):
+            return "+31" + digits[1:]
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     try:

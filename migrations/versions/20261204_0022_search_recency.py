@@ -18,9 +18,15 @@ prefix of the indexed words: a range scan each in an index of the words in byte 
 collation, whatever the database's), with their document counts in the index. The trigram
 index it used before (dropped: nothing else reads it) ranked its candidates by similarity and kept a hundred, which lost the
 word meant when many words share its first letters ('staloh' for 'stalhout' among the 'stal…').
+
+`switchboard import` refreshes the documents of what it wrote once, at its end, and then
+recounts the indexed words (sb_count_words) when it wrote many: with switchboard.words set to
+'later' for its transaction, sb_remember_words leaves the new words to that recount.
 """
 
+import runpy
 from collections.abc import Sequence
+from pathlib import Path
 
 from alembic import op
 
@@ -62,6 +68,25 @@ BEGIN
 END $$"""
 
 
+WORDS_LATER = "current_setting('switchboard.words', true) IS DISTINCT FROM 'later'"
+
+
+def remember_words_of_0017() -> str:
+    """sb_remember_words as migration 0017 defined it."""
+    path = Path(__file__).with_name("20261204_0017_search_prefix_index.py")
+    functions: list[str] = runpy.run_path(str(path))["FUNCTIONS"]
+    return next(f for f in functions if "FUNCTION sb_remember_words" in f)
+
+
+def remember_words() -> str:
+    """0017's sb_remember_words, doing nothing while switchboard.words is 'later'."""
+    old = remember_words_of_0017()
+    new = old.replace("  GROUP BY w", f"    AND {WORDS_LATER}\n  GROUP BY w")
+    if new == old:
+        raise LookupError("sb_remember_words of 0017 has no GROUP BY w")
+    return new
+
+
 def upgrade() -> None:
     op.execute("ALTER TABLE search_documents ADD COLUMN active_at timestamptz")
     op.execute("ALTER TABLE search_documents SET (fillfactor = 90)")
@@ -77,9 +102,11 @@ def upgrade() -> None:
         'CREATE INDEX ix_search_words_word_c ON search_words (word COLLATE "C") INCLUDE (docs)'
     )
     op.execute("DROP INDEX IF EXISTS ix_search_words_word_trgm")
+    op.execute(remember_words())
 
 
 def downgrade() -> None:
+    op.execute(remember_words_of_0017())
     op.execute(
         "CREATE INDEX ix_search_words_word_trgm ON search_words USING gin (word gin_trgm_ops)"
     )

@@ -165,3 +165,30 @@ async def test_the_cli_prints_a_json_summary(
     assert [e["line"] for e in summary["errors"]] == [7, 8]
     assert "importing" in stderr.decode()  # the progress bar
     assert await count(sessions, Contact) == 4
+
+
+async def test_a_batch_that_fails_leaves_the_committed_batches_searchable(
+    sessions: Sessions,
+) -> None:
+    class Broken(Exception):
+        pass
+
+    def rows() -> Any:
+        yield {"external_id": "X-1", "relation": "Hamerslag B.V.", "first_name": "Jan",
+               "last_name": "Visser", "project": "Nieuwbouw Almere", "city": "Almere"}  # fmt: skip
+        yield {"external_id": "X-2", "relation": "Kustbouw", "first_name": "Piet",
+               "last_name": "Smit", "email": "piet@kustbouw.nl"}  # fmt: skip
+        raise Broken("the file ends in the middle of a row")
+
+    try:
+        await import_rows(sessions, rows(), batch=1)
+    except Broken:
+        pass
+    else:
+        raise AssertionError("the import should have failed")
+    async with sessions() as session:
+        jan = await search(session, "hamer jan almere")
+        piet = await search(session, "kust piet")
+    # Both batches were committed before the failure; their documents were written after it.
+    assert [h.external_id for h in jan["contact"]] == ["X-1"]
+    assert [h.external_id for h in piet["contact"]] == ["X-2"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import phonenumbers
 import pytest
 
 from crm import normalizers
@@ -140,6 +143,20 @@ def test_is_shared_mailbox(address: str, shared: bool) -> None:
 )
 def test_phone(value: str, e164: str | None) -> None:
     assert normalizers.phone(value) == e164
+
+
+def test_phone_fast_path_agrees_with_phonenumbers() -> None:
+    """Ten national digits from 0 are read without phonenumbers: the same answer."""
+    rng = random.Random(7)
+    numbers = [f"0{rng.randint(1, 9)}{rng.randint(0, 10**8 - 1):08d}" for _ in range(2000)]
+    numbers += [f"{n[:2]}-{n[2:]}" for n in numbers[:200]] + [
+        f"{n[:3]} {n[3:]}" for n in numbers[:200]
+    ]
+    for number in numbers:
+        parsed = phonenumbers.parse(number, "NL")
+        expected = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        assert phonenumbers.is_possible_number(parsed), number
+        assert normalizers.phone(number) == expected, number
 
 
 def test_phone_other_region() -> None:
