@@ -1,7 +1,7 @@
 """The workload report reads the open conversations per agent from an index
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-04 17:00:00
 """
 
