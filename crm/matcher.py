@@ -21,6 +21,7 @@ Every decision carries its reasons per field, stored on the message for the inbo
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -799,10 +800,8 @@ def _anchors(person: normalizers.PersonName, anchor: str) -> list[str]:
         if anchor.startswith(particle) and len(anchor) - len(particle) >= 3:
             heads.append(anchor[len(particle) :])
             break
-    if len(person.given) > 1:
-        stray = person.given[-1] + person.surname.replace(" ", "")
-        if stray.isalnum():
-            heads.append(stray)
+    if (stray := _stray(person)).isalnum():
+        heads.append(stray)
     return list(dict.fromkeys(heads))
 
 
@@ -977,6 +976,14 @@ def _score_local(local: str, theirs: normalizers.PersonName, note: Any) -> None:
         note("local", "differ", f"the address is not {theirs.full}'s name")
 
 
+def _stray(name: normalizers.PersonName) -> str:
+    """The surname with a stray space taken out: 'chabrel' for 'L. Chab Rel' and 'blake' for
+    'Deakyn Bl Ake' (the last given word after another given name or an initial)."""
+    if not name.given or len(name.initials) < 2:
+        return ""
+    return name.given[-1] + name.surname.replace(" ", "")
+
+
 def _joined(name: normalizers.PersonName) -> str:
     """The surname with its particles and without spaces: 'van der berg' is 'vanderberg'."""
     return f"{name.particles}{name.surname}".replace(" ", "")
@@ -1007,21 +1014,25 @@ def _score_name(
     """Surname (with particles, joined or split), then given names, short forms or initials.
     A surname two edits off is a slip at their company domain, or when the sender's address
     spells their name (a typo in a form's name field, not in the address it filled in)."""
+    stray = _stray(mine)
+    split = bool(stray) and stray == _joined(theirs) != _joined(mine)
+    if split:  # the rest of the name without the surname's stray start
+        mine = dataclasses.replace(
+            mine, given=mine.given[:-1], initials=mine.initials[:-1], surname=stray
+        )
     my_surname = f"{mine.particles} {mine.surname}".strip()
     their_surname = f"{theirs.particles} {theirs.surname}".strip()
     if mine.surname != theirs.surname and _swapped(mine, theirs):
         note("surname", "swapped", f"{theirs.surname} matches (written as given name)")
         note("given", "swapped", f"{theirs.given[0]} matches (written as surname)")
         return
-    exact = mine.surname == theirs.surname or my_surname == their_surname
+    exact = not split and (mine.surname == theirs.surname or my_surname == their_surname)
     similarity = fuzz.ratio(mine.surname, theirs.surname)
     edits = OSA.distance(mine.surname, theirs.surname, score_cutoff=3)
     shortest = min(len(mine.surname), len(theirs.surname))
     if exact:
         note("surname", "exact", f"{theirs.surname} matches")
-    elif _joined(mine) == _joined(theirs) or (
-        len(mine.given) > 1 and mine.given[-1] + mine.surname == _joined(theirs)
-    ):
+    elif split or _joined(mine) == _joined(theirs):
         note("surname", "joined", f"{my_surname} is {their_surname} (joined or split)")
     elif (shortest >= 4 and edits <= 1) or similarity >= 85:
         note("surname", "one_edit", f"{mine.surname} ≈ {theirs.surname} ({similarity:.0f})")

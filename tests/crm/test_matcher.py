@@ -392,6 +392,7 @@ async def test_a_surname_joined_or_split_by_its_particles_is_found(sessions: Ses
     [
         # A stray space in the surname is joined.
         ("Deakyn", "Blake", {"name": "Deakyn Bl ake"}, "surname", "joined"),
+        ("Lily", "Chabrel", {"name": "L. Chab Rel", "company": "Hamerslag"}, "surname", "joined"),
         # 'T.' is an initial, not the particle of 't Hart.
         ("Tess", "Carosella", {"name": "T. Carosella", "company": "Hamerslag"}, "given", "initial"),
         # Two letters swapped in the given name are a slip, not another person.
