@@ -26,7 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import RESULTS
 from crm.dedup import PersonRecord, person_pair_score
 
-SPLINK = Path(__file__).resolve().parents[2] / "shared" / "data" / "splink_datasets"
+# The shared data sits beside the checkout (/work/shared next to /work/main), or further up
+# from a worktree (/work/wt/<name>).
+SPLINK = next(
+    (
+        up / "shared" / "data" / "splink_datasets"
+        for up in Path(__file__).resolve().parents[1:]
+        if (up / "shared" / "data" / "splink_datasets").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "splink_datasets",
+)
 MAX_BLOCK = 400  # a block this big says nothing (a common surname start): skipped
 
 

@@ -225,8 +225,9 @@ def person_name(text: str) -> PersonName:
     initials: list[str] = []
     rest_at = len(words) - 1
     for index, (word, initial) in enumerate(words):
+        # ('T. Hart' is an initial, not the particle of "'t Hart".)
         if index == len(words) - 1 or (
-            word in PARTICLES if index > 0 else word in _LEADING_PARTICLES
+            not initial and (word in PARTICLES if index > 0 else word in _LEADING_PARTICLES)
         ):
             rest_at = index
             break

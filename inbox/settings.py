@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     default_region: str = "NL"
     # The matcher: at or above match_link the sender is linked to the contact automatically;
     # between match_review and match_link the candidates wait for a person in the review queue.
-    match_link: float = 0.97
+    match_link: float = 0.90
     match_review: float = 0.50
     task_due_hours: float = 4.0
     callback_due_hours: float = 1.0

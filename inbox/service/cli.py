@@ -618,7 +618,14 @@ def match_command(ctx: click.Context, senders_file: Any, as_json: bool) -> None:
     help="Where the weights go (default: match_weights.json in the data folder, which the "
     "matcher then reads).",
 )
-def match_train(labelled_file: Any, out: str | None) -> None:
+@click.option(
+    "--keep",
+    multiple=True,
+    metavar="FIELD",
+    help="A field whose weights stay as they are (e.g. city, when the decisions cannot tell "
+    "how common a shared city is).",
+)
+def match_train(labelled_file: Any, out: str | None, keep: tuple[str, ...]) -> None:
     """Refit the matcher's evidence weights from the review queue's confirmed and rejected
     decisions (or a labelled file) and write them where the matcher reads them."""
     from crm.matcher import Label, Sender, labelled_pairs, review_labels
@@ -651,7 +658,10 @@ def match_train(labelled_file: Any, out: str | None) -> None:
             "a refit needs both matches and non-matches"
         )
     fitted = fit(
-        samples, start=config.weights, fitted_on=f"{len(samples)} pairs, {matches} matches"
+        samples,
+        start=config.weights,
+        fitted_on=f"{len(samples)} pairs, {matches} matches",
+        keep=keep,
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(fitted.to_json() + "\n", encoding="utf-8")

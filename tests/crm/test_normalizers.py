@@ -229,6 +229,8 @@ def test_company_variants_share_a_key() -> None:
         ("de Vries", (), "", "de", "vries"),
         ("Ömer Çelik", ("omer",), "o", "", "celik"),
         ("Visser", (), "", "", "visser"),
+        ("T. Carosella", (), "t", "", "carosella"),  # an initial, not the particle of 't Hart
+        ("'t Hart", (), "", "t", "hart"),
     ],
 )
 def test_person_name(
