@@ -15,6 +15,7 @@ those rows back.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -540,10 +541,29 @@ def _surname_in_given(a: PersonRecord, b: PersonRecord) -> PersonRecord:
     return a
 
 
-def person_pair_score(a: PersonRecord, b: PersonRecord) -> tuple[float, dict[str, str]]:
-    """Weighted agreement (0..1) over the fields both records have, with the reason per field."""
+SAME_ID = 0.99  # a shared address, number or id: the same person, whatever the names say
+
+
+def person_pair_score(
+    a: PersonRecord, b: PersonRecord, weights: Mapping[str, float] = WEIGHTS
+) -> tuple[float, dict[str, str]]:
+    """Weighted agreement (0..1) over the fields both records have, with the reason per field.
+    `weights` are the field weights (a benchmark fits its own on a dev half, as splink trains a
+    model per dataset)."""
+    sims = person_pair_agreement(a, b)
+    if sims is None:
+        return SAME_ID, {"id": "same address, number or id"}
+    if not sims:
+        return 0.0, {}
+    total = sum(weights[f] for f in sims)
+    score = sum(weights[f] * v for f, v in sims.items()) / total if total else 0.0
+    return round(score, 4), {f: f"{v * 100:.0f}" for f, v in sims.items()}
+
+
+def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] | None:
+    """How far each field both records have agrees (0..1); None when they share an id."""
     if a.ids & b.ids:
-        return 0.99, {"id": "same address, number or id"}
+        return None
     a, b = _surname_in_given(a, b), _surname_in_given(b, a)
     sims: dict[str, float] = {}
     x, y = normalizers.fold(a.surname), normalizers.fold(b.surname)
@@ -591,11 +611,7 @@ def person_pair_score(a: PersonRecord, b: PersonRecord) -> tuple[float, dict[str
         )  # fmt: skip
     if a.ids and b.ids:
         sims["id"] = 0.0  # both have numbers or addresses, none shared
-    if not sims:
-        return 0.0, {}
-    total = sum(WEIGHTS[f] for f in sims)
-    score = sum(WEIGHTS[f] * v for f, v in sims.items()) / total
-    return round(score, 4), {f: f"{v * 100:.0f}" for f, v in sims.items()}
+    return sims
 
 
 def contact_pair_score(a: ContactRow, b: ContactRow) -> tuple[float, dict[str, str]]:

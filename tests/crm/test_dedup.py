@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from crm.dedup import (
     RELATION_THRESHOLD,
+    WEIGHTS,
     PersonRecord,
     _components,
     person_pair_score,
@@ -49,6 +50,16 @@ def test_only_fields_both_records_have_count() -> None:
     assert set(reasons) == {"given", "surname"}
     assert score >= 0.9  # an initial agrees with the given name; nothing disagrees
     assert person_pair_score(PersonRecord(), JAN) == (0.0, {})
+
+
+def test_field_weights_given_to_the_scorer_decide_how_much_each_field_counts() -> None:
+    """A benchmark fits weights per dataset: a field weighted zero no longer counts at all."""
+    moved = PersonRecord(given="Jan", surname="Visser", city="Groningen", birth_date="19800412")
+    shipped, reasons = person_pair_score(JAN, moved)
+    assert reasons["city"] == "0" and shipped < 1.0
+    assert person_pair_score(JAN, moved, weights=WEIGHTS | {"city": 0.0})[0] == 1.0
+    heavier, _ = person_pair_score(JAN, moved, weights=WEIGHTS | {"city": 10.0})
+    assert heavier < shipped
 
 
 def test_a_shared_identity_decides_and_differing_ones_count_against() -> None:
