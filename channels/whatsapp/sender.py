@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, FormData
+from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout, FormData
 
 from channels.base import Attachment, JsonObject, JsonValue, OutboundMessage, SendResult
-from channels.egress import PUBLIC, channels_policy
+from channels.egress import PUBLIC, NonPublicAddress, channels_policy
 from channels.whatsapp.config import WINDOW_ERROR, CloudConfig
 
 TEXT_LIMIT = 4096
@@ -44,7 +44,8 @@ def redact(text: str, token: str) -> str:
 
 
 def trusted(url: str, settings: CloudConfig) -> bool:
-    """A URL on the configured api_base's own origin (operator-chosen, so not guarded)."""
+    """A URL on the configured api_base's own origin (operator-chosen: under the channels' egress
+    policy rather than the public-https rule of Meta's media hosts)."""
     given, base = urlsplit(url), urlsplit(settings.api_base)
     return (given.scheme, given.netloc) == (base.scheme, base.netloc)
 
@@ -292,6 +293,9 @@ async def download(
                     raise GraphError(f"media over {max_bytes} bytes")
     except (ClientError, TimeoutError, ValueError) as exc:
         reason = redact(f"{type(exc).__name__}: {exc}", settings.access_token)
-        raise GraphError(reason, temporary=True) from None
+        refused = isinstance(exc, ClientConnectorError) and isinstance(
+            exc.os_error, NonPublicAddress
+        )  # a host the guard refuses stays refused: no retry
+        raise GraphError(reason, temporary=not refused) from None
     mime = info.get("mime_type")
     return bytes(content), mime if isinstance(mime, str) else None

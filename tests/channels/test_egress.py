@@ -12,7 +12,7 @@ from telegram_api import TOKEN, FakeBotAPI
 from channels import egress
 from channels.base import OutboundMessage
 from channels.egress import PUBLIC, Egress, for_channels, for_webhooks
-from channels.whatsapp.sender import send
+from channels.whatsapp.sender import GraphError, download, send
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
 
@@ -87,13 +87,17 @@ async def test_adding_a_telegram_channel_sets_no_webhook_on_a_private_api_base(
     assert [p["url"] for p in bot_api.sent("setWebhook")] == [channel.config["webhook_url"]]
 
 
-async def test_a_whatsapp_reply_is_not_sent_to_a_private_api_base(graph: FakeGraphAPI) -> None:
-    config = {
+def cloud_config(graph: FakeGraphAPI) -> dict[str, str]:
+    return {
         "phone_number_id": PHONE_NUMBER_ID,
         "access_token": ACCESS_TOKEN,
         "app_secret": APP_SECRET,
         "api_base": graph.base_url,
     }
+
+
+async def test_a_whatsapp_reply_is_not_sent_to_a_private_api_base(graph: FakeGraphAPI) -> None:
+    config = cloud_config(graph)
     reply = OutboundMessage(to="31612345678", text="Goedemiddag")
     egress.configure(allow_private_urls=False)
     refused = await send(config, reply)
@@ -103,3 +107,13 @@ async def test_a_whatsapp_reply_is_not_sent_to_a_private_api_base(graph: FakeGra
     egress.configure(allow_private_urls=True)
     assert (await send(config, reply)).status == "sent"
     assert len(graph.sent()) == 1
+
+
+async def test_a_media_host_whose_name_resolves_inward_is_refused_for_good(
+    graph: FakeGraphAPI,
+) -> None:
+    graph.media["4471"] = (b"\xff\xd8 jpeg", "image/jpeg")
+    graph.media_url_override = "https://localhost:9/media/4471"  # off the api_base: public only
+    with pytest.raises(GraphError, match="is a loopback address") as refused:
+        await download(cloud_config(graph), "4471")  # even though private URLs are allowed
+    assert refused.value.temporary is False
