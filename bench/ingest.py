@@ -726,6 +726,7 @@ def serve_bare(port: int, processes: int) -> None:
     def make_app() -> web.Application:
         app = web.Application()
         app.router.add_post("/webhooks/{kind}/{channel_id}", accept)
+        app.router.add_post("/webchat/{channel_id}/messages", accept)  # the widget's posts
         app.router.add_get("/healthz", healthz)
         return app
 
