@@ -9,7 +9,8 @@ realistic mix of deliveries into CRM rows, with the lag while deliveries keep fl
 What it does (all on loopback, every wait bounded, everything it starts is stopped):
   * a fresh database `switchboard_bench_<random>` on the machine's PostgreSQL (127.0.0.1:5432,
     user postgres), dropped at the end; Redis db 13 on 127.0.0.1:6379, flushed first and last;
-  * `switchboard channels add webform|telephony|whatsapp --json` for the channels (Twilio dialect) and
+  * `switchboard channels add webform|telephony|whatsapp|webchat --json` for the channels (Twilio
+    dialect) and
     `switchboard import` of a generated CSV for the CRM (relations, contacts with an e-mail
     address and a mobile number each);
   * `switchboard web --processes N` and `switchboard worker` as real subprocesses (the project's
@@ -25,8 +26,9 @@ Phases:
   (b) the HTTP ceiling: a minimal aiohttp app answering 202 to every POST (it reads the body),
       served by the project's own multi-process server function with the same number of
       processes, driven by the same load generator with the same requests;
-  (c) web form, Twilio and WhatsApp (Cloud API, X-Hub-Signature-256) deliveries accepted, closed
-      loop at concurrency C; then the web form's and Twilio's latency
+  (c) web form, Twilio, WhatsApp (Cloud API, X-Hub-Signature-256) and web chat (the widget's
+      POST /webchat/<id>/messages with a visitor token and the site's Origin) deliveries accepted,
+      closed loop at concurrency C; then the web form's and Twilio's latency
       at a fixed 1,000 deliveries/s, open loop, counted from each request's scheduled send time
       (no coordinated omission);
   (d) end to end, with 1 and then 2 worker processes: a backlog of the mix (5,000 events quick,
@@ -107,6 +109,7 @@ from bench.common import (
 from bench.search import CITIES, FREE, GIVEN, SURNAMES, company_name
 from channels.signatures import hmac_hex
 from channels.telephony import twilio_signature
+from channels.webchat import issue_token
 
 # bench/inbox.py uses 14; two benchmarks at once must not flush each other
 REDIS_DB = int(os.environ.get("SWITCHBOARD_BENCH_REDIS_DB", "13"))
@@ -115,6 +118,8 @@ TWILIO_TOKEN = "bench-" + uuid.uuid4().hex
 ACCOUNT_SID = "AC" + uuid.uuid4().hex
 WHATSAPP_SECRET = "bench-" + uuid.uuid4().hex
 WHATSAPP_NUMBER_ID = "106540352242922"
+CHAT_SITE = "https://www.bench.example"
+ACCEPTED = ("webform", "twilio", "whatsapp", "webchat")  # the kinds of (b) and (c)
 OUR_NUMBER = "+31201234567"
 TARGETS = {
     "accept_per_s": 2000,
@@ -218,8 +223,12 @@ class Deliveries:
         phone: dict[str, Any],
         seed: int,
         chat: dict[str, Any] | None = None,
+        webchat: dict[str, Any] | None = None,
     ) -> None:
         self.chat_url = base + chat["webhook_path"] if chat else ""
+        self.webchat_url = f"{base}/webchat/{webchat['id']}/messages" if webchat else ""
+        self.visitor_secret = webchat["secrets"]["visitor_secret"] if webchat else ""
+        self.visitors: dict[str, str] = {}  # a returning person keeps their widget's token
         self.form_url = base + form["webhook_path"]
         self.form_token = form["secrets"]["token"]
         self.phone_url = base + phone["webhook_path"]
@@ -332,6 +341,27 @@ class Deliveries:
             "X-Hub-Signature-256": "sha256=" + hmac_hex(WHATSAPP_SECRET, body),
         }
         return self.chat_url, body, headers
+
+    def webchat(self, p: Person | None = None) -> Request:
+        """A message from the widget on the customer's site, as its script posts it."""
+        i = self._next()
+        p = p or person(self.rng, i, self.run)
+        token = self.visitors.get(p.naam + p.plaats)
+        if token is None:
+            token = self.visitors[p.naam + p.plaats] = issue_token(self.visitor_secret)[1]
+        body = {
+            "id": f"{self.run}-{i}",
+            "text": self.rng.choice(BERICHTEN).format(n=i % 40 + 2, plaats=p.plaats),
+            "name": p.naam,
+            "email": p.email,
+            "page": f"{CHAT_SITE}/offerte",
+        }
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+            "Origin": CHAT_SITE,
+        }
+        return self.webchat_url, json.dumps(body).encode(), headers
 
     def mixed(self) -> Request:
         return self.webform() if self.n % 2 else self.twilio()
@@ -696,6 +726,7 @@ def serve_bare(port: int, processes: int) -> None:
     def make_app() -> web.Application:
         app = web.Application()
         app.router.add_post("/webhooks/{kind}/{channel_id}", accept)
+        app.router.add_post("/webchat/{channel_id}/messages", accept)  # the widget's posts
         app.router.add_get("/healthz", healthz)
         return app
 
@@ -1141,7 +1172,27 @@ async def run(plan: Plan) -> dict[str, Any]:
             ],
             env,
         )
-        make = Deliveries(base, form, phone, seed=42, chat=chat)
+        webchat = run_json(
+            [
+                switchboard,
+                "channels",
+                "add",
+                "webchat",
+                "--name",
+                "Chat op de website",
+                "--json",
+                "--config",
+                json.dumps(
+                    {
+                        "allowed_origins": [CHAT_SITE],
+                        "rate_limit_per_minute": 0,
+                        "visitors_per_minute": 0,
+                    }
+                ),
+            ],
+            env,
+        )
+        make = Deliveries(base, form, phone, seed=42, chat=chat, webchat=webchat)
 
         # The CRM of (d), through the command a user runs.
         contacts = crm_contacts(plan.crm_contacts)
@@ -1170,6 +1221,7 @@ async def run(plan: Plan) -> dict[str, Any]:
             "webform": [make.webform() for _ in range(plan.requests)],
             "twilio": [make.twilio() for _ in range(plan.requests)],
             "whatsapp": [make.whatsapp() for _ in range(plan.requests)],
+            "webchat": [make.webchat() for _ in range(plan.requests)],
         }
 
         # (a) The machine's ceiling, before anything else holds connections.
@@ -1210,7 +1262,7 @@ async def run(plan: Plan) -> dict[str, Any]:
             results["bare_ready_s"] = round(time.perf_counter() - bare.started_at, 1)
             print(f"    (healthy {results['bare_ready_s']:.1f} s after start)", flush=True)
             await closed_loop(iter(moved(reqs["webform"][:1000], base, bare_base)), c)
-            for name in ("webform", "twilio", "whatsapp"):
+            for name in ACCEPTED:
                 m = CpuMeter({"bench": os.getpid(), "bare": bare.pid}, database)
                 m.start()
                 x = await closed_loop(iter(moved(reqs[name], base, bare_base)), c)
@@ -1253,7 +1305,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                 f"(healthy {results['web_ready_s']:.1f} s after start), no worker running {at()}",
                 flush=True,
             )
-            for name in ("webform", "twilio", "whatsapp"):
+            for name in ACCEPTED:
                 prof = (
                     Profiler(server.pid, logs / f"web-{name}.pyspy.txt", subprocesses=True)
                     if plan.profile
@@ -1523,10 +1575,10 @@ async def run(plan: Plan) -> dict[str, Any]:
     rows: list[tuple[str, str, str, bool | None]] = [
         ("(a) PostgreSQL INSERT+COMMIT ceiling (before/after mean)", f"{ceiling:,.0f}/s", "", None)
     ]
-    for name in ("webform", "twilio", "whatsapp"):
+    for name in ACCEPTED:
         v = results["http_ceiling"][name]["per_s"]
         rows.append((f"(b) HTTP ceiling, bare aiohttp, {name} requests", f"{v:,.0f}/s", "", None))
-    for name in ("webform", "twilio", "whatsapp"):
+    for name in ACCEPTED:
         v = results[name]["per_s"]
         rows.append(
             (
@@ -1536,11 +1588,11 @@ async def run(plan: Plan) -> dict[str, Any]:
                 v >= TARGETS["accept_per_s"],
             )
         )
-    for name in ("webform", "twilio", "whatsapp"):
+    for name in ACCEPTED:
         v = results[name]["per_s"] / ceiling
         results[f"{name}_over_pg_ceiling"] = v
         rows.append((f"(c)/(a) {name}", f"{v:.2f}", "≥ 0.50", v >= TARGETS["accept_over_ceiling"]))
-    for name in ("webform", "twilio", "whatsapp"):
+    for name in ACCEPTED:
         v = results[name]["per_s"] / results["http_ceiling"][name]["per_s"]
         results[f"{name}_over_http_ceiling"] = v
         rows.append((f"(c)/(b) {name}", f"{v:.2f}", "≥ 0.50", v >= TARGETS["accept_over_ceiling"]))

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import crm.search
+from channels import egress
 from crm.base import Base
 from inbox.db import Sessions, make_engine, make_sessions, upgrade
 from inbox.service.app import create_app
@@ -100,6 +101,15 @@ def settings(engine_urls: EngineUrls, tmp_path_factory: pytest.TempPathFactory) 
         rate_limit_per_minute=1000,
         allow_private_urls=True,  # the fakes of remote APIs listen on loopback
     )
+
+
+@pytest.fixture(autouse=True)
+def channel_egress() -> Iterator[None]:
+    """Channel calls may reach the local fakes, as the test settings allow (each test afresh:
+    a test may narrow the policy, and a started app or worker sets it from the settings)."""
+    egress.configure(allow_private_urls=True)
+    yield
+    egress.configure(allow_private_urls=True)
 
 
 @pytest.fixture(scope="session")

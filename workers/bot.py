@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from channels import adapter_for
 from channels.base import AdapterError, JsonObject, SendResult
-from channels.egress import guarded_session
+from channels.egress import Egress, channels_policy
 from channels.telegram import BotConfig, polled_delivery
 from channels.telegram.sender import (
     BotAPIError,
@@ -465,11 +465,11 @@ async def schedule_telegram_pollers(ctx: Ctx) -> int:
 
 async def startup(ctx: Ctx) -> None:
     """The Telegram Bots pool, an HTTP session for external bots, and the chat-job waker."""
-    public_only = bool(ctx.get("public_only", False))
-    bots = Bots(public_only=public_only)
+    egress: Egress = ctx.get("egress") or channels_policy()
+    bots = Bots(egress=egress)
     share(bots)
     ctx["bots"] = bots
-    ctx["http"] = guarded_session(public_only)
+    ctx["http"] = egress.session()
     if "redis" in ctx:
         redis: ArqRedis = ctx["redis"]
 

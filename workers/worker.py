@@ -9,6 +9,7 @@ from arq import cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+from channels import egress
 from inbox.attachments import FileStore
 from inbox.db import make_engine, make_sessions
 from inbox.ingest.journal import asyncpg_dsn
@@ -75,7 +76,8 @@ def make_worker(
         ctx["sessions"] = make_sessions(engine)
         ctx["policy"] = policy_from(settings)
         ctx["batch"] = settings.ingest_batch
-        ctx["public_only"] = not settings.allow_private_urls  # SSRF guard (channels.egress)
+        egress.configure(settings.allow_private_urls)  # the SSRF guard of channel calls
+        ctx["egress"] = egress.for_channels(settings.allow_private_urls)
         ctx.update(extra_ctx or {})
         await chat.startup(ctx)
         webhooks.startup(ctx, settings)

@@ -42,7 +42,7 @@ from aiogram.types import (
 from aiohttp import ClientError, ClientResponseError, ClientTimeout
 
 from channels.base import Attachment, JsonObject, OutboundMessage, SendResult
-from channels.egress import connector_options
+from channels.egress import Egress, channels_policy
 from channels.telegram.config import BotConfig
 from channels.telegram.updates import ALLOWED_UPDATES, message_key
 
@@ -70,9 +70,9 @@ class BotAPIError(Exception):
 class Bots:
     """aiogram Bots by (api_base, token), each with its own HTTP session; close() them at the end."""
 
-    def __init__(self, *, public_only: bool = False) -> None:
+    def __init__(self, *, egress: Egress | None = None) -> None:
         self._bots: dict[tuple[str, str], Bot] = {}
-        self._public_only = public_only  # connect to public addresses only (channels.egress)
+        self._egress = egress  # where its sessions may connect; the process's policy if None
         self._loop: asyncio.AbstractEventLoop | None = None  # the sessions' loop
 
     def __len__(self) -> int:
@@ -91,7 +91,8 @@ class Bots:
             api = TelegramAPIServer.from_base(settings.api_base)
             session = AiohttpSession(api=api)
             # aiogram builds its connector from these keyword arguments (and has no parameter).
-            session._connector_init.update(connector_options(self._public_only))
+            egress = self._egress or channels_policy()
+            session._connector_init.update(egress.connector_options())
             bot = self._bots[key] = Bot(settings.token, session=session)
         return bot
 

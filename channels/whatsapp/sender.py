@@ -3,21 +3,20 @@
 Every call carries the channel's access token as a Bearer header; no error text leaves this
 module with the token in it. Media URLs come from Meta: they are fetched only from the
 configured api_base or from public https hosts (no private, loopback or link-local addresses).
+Calls to the api_base go through the service's egress guard (channels.egress) like every channel
+call: a private or loopback api_base only where SWITCHBOARD_ALLOW_PRIVATE_URLS allows it.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, FormData, TCPConnector
-from aiohttp.abc import ResolveResult
-from aiohttp.resolver import ThreadedResolver
+from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout, FormData
 
 from channels.base import Attachment, JsonObject, JsonValue, OutboundMessage, SendResult
+from channels.egress import PUBLIC, NonPublicAddress, channels_policy
 from channels.whatsapp.config import WINDOW_ERROR, CloudConfig
 
 TEXT_LIMIT = 4096
@@ -44,24 +43,9 @@ def redact(text: str, token: str) -> str:
     return text.replace(token, "<token>") if token else text
 
 
-def public_address(address: str) -> bool:
-    return ipaddress.ip_address(address.split("%", 1)[0]).is_global
-
-
-class PublicResolver(ThreadedResolver):
-    """DNS that refuses names resolving to private, loopback or link-local addresses."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await super().resolve(host, port, family)
-        if not found or not all(public_address(entry["host"]) for entry in found):
-            raise GraphError(f"media host {host} is not a public address")
-        return found
-
-
 def trusted(url: str, settings: CloudConfig) -> bool:
-    """A URL on the configured api_base's own origin (operator-chosen, so not guarded)."""
+    """A URL on the configured api_base's own origin (operator-chosen: under the channels' egress
+    policy rather than the public-https rule of Meta's media hosts)."""
     given, base = urlsplit(url), urlsplit(settings.api_base)
     return (given.scheme, given.netloc) == (base.scheme, base.netloc)
 
@@ -74,10 +58,10 @@ def check_media_url(url: str, settings: CloudConfig) -> bool:
     if parts.scheme != "https" or not parts.hostname:
         raise GraphError("media URL is not https on the configured api_base or a public host")
     try:
-        literal = ipaddress.ip_address(parts.hostname)
+        reason = PUBLIC.refused(parts.hostname)
     except ValueError:
-        return True
-    if not literal.is_global:
+        return True  # a name: checked where it resolves, when connecting
+    if reason:
         raise GraphError(f"media host {parts.hostname} is not a public address")
     return True
 
@@ -239,7 +223,7 @@ async def send(config: JsonObject, message: OutboundMessage) -> SendResult:
     except ValueError as exc:
         return SendResult("failed", error=str(exc))
     first: str | None = None
-    async with ClientSession() as http:
+    async with channels_policy().session() as http:
         try:
             for body in await bodies_of(http, settings, message):
                 payload: JsonObject = {
@@ -286,17 +270,17 @@ async def download(
     """A media file's bytes by media id (its URL from the Graph API, then the URL itself)."""
     settings = CloudConfig.from_json(config)
     try:
-        async with ClientSession() as http:
+        async with channels_policy().session() as http:
             info = await fetch_media_info(http, settings, media_id)
         url = info.get("url")
         if not isinstance(url, str):
             raise GraphError("media lookup answered without a url")
-        guarded = check_media_url(url, settings)
-        connector = TCPConnector(resolver=PublicResolver()) if guarded else None
+        # Meta's CDN is public: a media URL off the api_base gets no exemption from the setting.
+        egress = PUBLIC if check_media_url(url, settings) else channels_policy()
         headers = {"Authorization": f"Bearer {settings.access_token}"}
         content = bytearray()
         async with (
-            ClientSession(connector=connector) as http,
+            egress.session() as http,
             http.get(url, headers=headers, timeout=TIMEOUT, allow_redirects=False) as response,
         ):
             if response.status != 200:
@@ -309,6 +293,9 @@ async def download(
                     raise GraphError(f"media over {max_bytes} bytes")
     except (ClientError, TimeoutError, ValueError) as exc:
         reason = redact(f"{type(exc).__name__}: {exc}", settings.access_token)
-        raise GraphError(reason, temporary=True) from None
+        refused = isinstance(exc, ClientConnectorError) and isinstance(
+            exc.os_error, NonPublicAddress
+        )  # a host the guard refuses stays refused: no retry
+        raise GraphError(reason, temporary=not refused) from None
     mime = info.get("mime_type")
     return bytes(content), mime if isinstance(mime, str) else None

@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from channels.egress import for_webhooks
 from inbox.api.router import API, ApiError, ApiRequest, not_found
 from inbox.bot.external import new_secret
-from inbox.outbox.delivery import refused_url
 from inbox.outbox.models import WebhookDelivery, WebhookSubscription
 from inbox.outbox.schemas import (
     DeliveryOut,
@@ -25,7 +25,8 @@ BASE = "/api/webhooks/subscriptions"
 
 
 async def check_url(req: ApiRequest, url: str) -> None:
-    reason = await refused_url(url, req.request.app[SETTINGS].webhook_allow_loopback)
+    egress = for_webhooks(req.request.app[SETTINGS].webhook_allow_loopback)
+    reason = await egress.refused_url(url)
     if reason:
         raise ApiError(422, "refused_destination", reason)
 

@@ -5,9 +5,8 @@ disable a subscription that failed for all of it (its owner is notified)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import errno
 import json
-import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -17,12 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 from sqlalchemy import and_, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from channels.egress import Egress, NonPublicAddress, for_webhooks
 from inbox.bot.external import signed_headers
 from inbox.outbox.models import WebhookDelivery, WebhookSubscription
 from inbox.routing.notifications import notify
@@ -41,6 +39,10 @@ class Rules:
     concurrency: int
     allow_loopback: bool
 
+    @property
+    def egress(self) -> Egress:
+        return for_webhooks(self.allow_loopback)
+
     @classmethod
     def of(cls, settings: Settings) -> Rules:
         return cls(
@@ -52,74 +54,9 @@ class Rules:
         )
 
 
-# --- the SSRF guard ------------------------------------------------------------------------
-
-
-def refused_address(address: str, allow_loopback: bool) -> str | None:
-    """Why we will not connect to this IP address, or None."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return None if allow_loopback else f"{ip} is a loopback address"
-    if ip.is_link_local:
-        return f"{ip} is a link-local address"
-    if ip.is_private or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
-        return f"{ip} is a private or reserved address"
-    return None
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp, then refuses names that point inside (checked at connect time,
-    so a name cannot pass the check and then rebind to a private address)."""
-
-    def __init__(self, allow_loopback: bool) -> None:
-        self.allow_loopback = allow_loopback
-        self.inner = ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self.inner.resolve(host, port, family)
-        for item in found:
-            reason = refused_address(item["host"], self.allow_loopback)
-            if reason:
-                raise OSError(f"refused destination {host}: {reason}")
-        return found
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-async def refused_url(url: str, allow_loopback: bool) -> str | None:
-    """Why this URL is no webhook destination (scheme, host, where it resolves), or None."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "the URL must be http(s)://host/…"
-    if parts.username or parts.password:
-        return "the URL must not carry credentials"
-    try:
-        return refused_address(parts.hostname, allow_loopback)
-    except ValueError:
-        pass  # a name, not an address
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
-        )
-    except OSError:
-        return f"{parts.hostname} does not resolve"
-    for info in infos:
-        reason = refused_address(str(info[4][0]), allow_loopback)
-        if reason:
-            return f"{parts.hostname} resolves to an address we refuse: {reason}"
-    return None
-
-
 def client(rules: Rules) -> aiohttp.ClientSession:
-    """The HTTP client of deliveries: guarded resolver, no cookies, one pool."""
-    connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(rules.allow_loopback), limit=rules.concurrency, limit_per_host=0
-    )
+    """The HTTP client of deliveries: behind the egress guard, no cookies, one pool."""
+    connector = rules.egress.connector(limit=rules.concurrency, limit_per_host=0)
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
@@ -203,13 +140,12 @@ async def post(http: aiohttp.ClientSession, item: Claimed, rules: Rules) -> Atte
     )
     started = time.perf_counter()
     try:
-        host = urlsplit(item.url).hostname or ""
-        try:
-            reason = refused_address(host, rules.allow_loopback)  # literal IPs skip the resolver
+        try:  # this delivery's rules for a literal address; names are checked when connecting
+            reason = rules.egress.refused(urlsplit(item.url).hostname or "")
         except ValueError:
             reason = None
         if reason:
-            raise OSError(f"refused destination: {reason}")
+            raise NonPublicAddress(errno.EACCES, f"refused destination: {reason}")
         async with http.post(
             item.url,
             data=raw,

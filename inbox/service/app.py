@@ -35,6 +35,7 @@ import inbox.api.search  # (registers search)
 import inbox.api.sla  # (registers SLA policies, business hours, a conversation's SLA)
 import inbox.api.subscriptions  # (registers outbound webhook subscriptions)
 import inbox.api.tasks  # noqa: F401  (registers tasks)
+from channels import egress
 from inbox import web as web_pages
 from inbox.api import session as api_session
 from inbox.api import webchat as webchat_routes
@@ -78,6 +79,7 @@ async def metrics_view(request: web.Request) -> web.Response:
 def create_app(settings: Settings, database_url: str, redis_url: str) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    egress.configure(settings.allow_private_urls)  # Telegram's setWebhook when a channel is added
     app[CHANNELS] = ChannelCache()
 
     async def engines(app: web.Application) -> AsyncIterator[None]:

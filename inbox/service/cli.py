@@ -19,7 +19,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select
 
-from channels import ADAPTERS
+from channels import ADAPTERS, egress
 from inbox.db import Sessions, make_engine, make_sessions, upgrade
 from inbox.ingest.channels import add_channel, describe
 from inbox.models import Channel, Event
@@ -50,6 +50,7 @@ def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def settings() -> Settings:
     s = get_settings()
     configure(s.log_level, s.log_json)
+    egress.configure(s.allow_private_urls)  # Telegram's setWebhook on `channels add`
     return s
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from channels.base import Attachment as OutAttachment
 from channels.base import OutboundMessage
-from channels.egress import NonPublicAddress, guarded_session, public_socket
+from channels.egress import PUBLIC, NonPublicAddress, for_channels
 from channels.mail.smtp import build_email
 from channels.telegram.config import BotConfig
 from channels.telegram.sender import Bots
@@ -190,8 +190,8 @@ async def test_file_names_that_climb_out_are_stored_and_served_without_their_pat
 def test_the_egress_guard_refuses_every_non_public_address(address: str) -> None:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with pytest.raises(NonPublicAddress, match=address.split("%")[0]):
-        public_socket((family, socket.SOCK_STREAM, 6, "", (address, 80)))
-    public_socket((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))).close()
+        PUBLIC.socket((family, socket.SOCK_STREAM, 6, "", (address, 80)))
+    PUBLIC.socket((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))).close()
 
 
 async def test_fetches_of_the_worker_reach_no_loopback_service_by_address_or_by_name() -> None:
@@ -207,16 +207,16 @@ async def test_fetches_of_the_worker_reach_no_loopback_service_by_address_or_by_
     app.router.add_route("*", "/{tail:.*}", metadata)
     async with TestServer(app, host="127.0.0.1") as server:
         for host in ("127.0.0.1", "localhost"):
-            async with guarded_session(True) as http:
+            async with PUBLIC.session() as http:
                 with pytest.raises(aiohttp.ClientConnectorError):
                     await http.post(f"http://{host}:{server.port}/bot-hook", json={})
-        async with Bots(public_only=True) as pool:
+        async with Bots(egress=PUBLIC) as pool:
             bot = pool.get(
                 BotConfig.from_json({"token": "123:abc", "api_base": str(server.make_url("/"))})
             )
             with pytest.raises(TelegramNetworkError):
                 await bot.get_me()
-        async with guarded_session(False) as http:  # allowed by setting: it does connect
+        async with for_channels(True).session() as http:  # allowed by setting: it connects
             assert (
                 await http.post(f"http://127.0.0.1:{server.port}/bot-hook", json={})
             ).status == 200

@@ -10,19 +10,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from support import call_log
 
+from channels.egress import for_webhooks
 from crm.models import User
 from inbox.bot.external import DELIVERY, EVENT, verify
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
 from inbox.models import Channel, Conversation, Message
 from inbox.outbox import delivery
-from inbox.outbox.delivery import GuardedResolver, Rules, refused_url
+from inbox.outbox.delivery import Rules, client
 from inbox.outbox.events import emit_messages
 from inbox.outbox.models import EVENT_TYPES, WebhookDelivery, WebhookSubscription
 from inbox.routing.models import Notification
@@ -297,15 +299,18 @@ async def test_a_subscription_failing_for_the_whole_window_is_disabled_and_its_o
     ],
 )
 async def test_the_ssrf_guard_refuses_inside_destinations(url: str, reason: str) -> None:
-    found = await refused_url(url, allow_loopback=False)
+    found = await for_webhooks(allow_loopback=False).refused_url(url)
     assert found is not None and found.startswith(reason)
 
 
 async def test_loopback_only_when_allowed(sessions: Sessions) -> None:
-    assert await refused_url("http://127.0.0.1:8080/hook", allow_loopback=True) is None
-    assert await refused_url("http://10.0.0.1/hook", allow_loopback=True) is not None
-    with pytest.raises(OSError, match="loopback"):
-        await GuardedResolver(allow_loopback=False).resolve("localhost", 80)
+    allowed = for_webhooks(allow_loopback=True)
+    assert await allowed.refused_url("http://127.0.0.1:8080/hook") is None
+    assert await allowed.refused_url("http://10.0.0.1/hook") is not None
+    assert await allowed.refused_url("http://169.254.169.254/latest/meta-data") is not None
+    async with client(rules(allow_loopback=False)) as http:  # by name, at connect time
+        with pytest.raises(aiohttp.ClientConnectorError, match="loopback"):
+            await http.post("http://localhost:9/hook")
 
 
 async def test_a_delivery_to_a_refused_address_fails_without_a_request(

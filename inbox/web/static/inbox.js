@@ -1151,7 +1151,7 @@ function connect() {
     }
     scheduleList();
     if (data.conversation_id === state.current) {
-      showTyping(false); // what the visitor typed has arrived (or something else happened)
+      if (data.type === "message.created") showTyping(false); // what was typed has arrived
       clearTimeout(state.viewTimer);
       state.viewTimer = setTimeout(() => { refreshConversation(state.current); loadPanel(state.current); }, 150);
     }
