@@ -197,6 +197,27 @@ def evaluate(
             "test": measure(scored, threshold, "test"),
         }
 
+    def report_log_linear() -> dict[str, Any]:
+        """The Fellegi–Sunter form over the same agreements: one log-odds weight per field and
+        agreement level (so a near postcode may say more than a near surname, and a half-agreeing
+        occupation may count against), fitted on the dev half by logistic regression."""
+        levels = np.where(present > 0, np.round(level * 10), -1).astype(int)
+        columns = [(j, v) for j in range(len(fields)) for v in range(11)]
+        x = np.column_stack(
+            [np.ones(len(candidates)), same_id.astype(float)]
+            + [(levels[:, j] == v).astype(float) for j, v in columns]
+        )
+        x = x[:, x[dev].any(axis=0) | (np.arange(x.shape[1]) == 0)]
+        beta = irls(x[dev], truth[dev].astype(float))
+        probability = 1.0 / (1.0 + np.exp(-(x @ beta)))
+        thresholds = [round(0.05 + i * 0.01, 2) for i in range(91)]
+        threshold = max((measure(probability, t, "dev")["f1"], t) for t in thresholds)[1]
+        return {
+            "threshold": threshold,
+            "dev": measure(probability, threshold, "dev"),
+            "test": measure(probability, threshold, "test"),
+        }
+
     blocked = len(set(candidates) & true_pairs) / len(true_pairs) if true_pairs else 0.0
     return {
         "dataset": name,
@@ -206,8 +227,25 @@ def evaluate(
         "blocking_recall": blocked,
         "shipped": report(np.array([WEIGHTS[f] for f in fields])),
         "fitted": report(fit()),
+        "log-linear": report_log_linear(),
         "seconds": time.perf_counter() - started,
     }
+
+
+def irls(x: np.ndarray, y: np.ndarray, ridge: float = 1.0, rounds: int = 25) -> np.ndarray:
+    """Logistic regression by Newton steps (iteratively reweighted least squares), L2-damped."""
+    beta = np.zeros(x.shape[1])
+    penalty = ridge * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0  # the intercept is free
+    for _ in range(rounds):
+        p = 1.0 / (1.0 + np.exp(-(x @ beta)))
+        gradient = x.T @ (y - p) - penalty @ beta
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta += step
+        if np.abs(step).max() < 1e-6:
+            break
+    return beta
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -228,7 +266,7 @@ def render(report: dict[str, Any]) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in report["results"]:
-        for kind in ("shipped", "fitted"):
+        for kind in ("shipped", "fitted", "log-linear"):
             t, target = r[kind]["test"], TARGETS.get(r["dataset"])
             verdict = (
                 "" if target is None else f"≥ {target} {'met' if t['f1'] >= target else 'NOT MET'}"
@@ -240,6 +278,12 @@ def render(report: dict[str, Any]) -> None:
             )
     for r in report["results"]:
         print(f"fitted weights, {r['dataset']}: {r['fitted']['weights']}")
+    print(
+        "shipped: crm.dedup's weighted agreement with its own field weights (what the duplicate job"
+        " runs); fitted: the same scorer with field weights fitted on the dev half; log-linear:"
+        " one weight per field and agreement level on the dev half (Fellegi–Sunter form, as splink"
+        " trains per dataset; the duplicate job does not use this form yet)"
+    )
 
 
 def _main(argv: Iterable[str] | None = None) -> None:
