@@ -285,6 +285,7 @@
   send.addEventListener("click", function () {
     var text = input.value.trim();
     input.value = "";
+    typedAt = 0; // what was typed is sent: typing again is news, however soon it comes
     showError("");
     submit(text, []);
   });

@@ -259,6 +259,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
                     typed_at = now
                     await visitor_typing(request, channel.id, visitor_id)
             elif data.get("type") == "message":
+                typed_at = 0.0  # the message ends that typing: the next is told at once
                 message = data.get("message")
                 status, answer = await take_message(
                     request, channel, config, visitor_id, json.dumps(message).encode()
