@@ -13,15 +13,21 @@ words), the most frequent first.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import itertools
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from crm import normalizers
+
+log = structlog.get_logger(__name__)
 
 MAX_WORDS = 6
 MAX_QUERY = 200
@@ -61,20 +67,29 @@ class Hit:
     relation_id: int | None = None
 
 
-# The documents that hold every query word: one exact lookup per word in the index of word
-# prefixes (sb_prefixes, migration 0017; GIN walks the rarest word's list and skips through the
-# others), the full words checked on those documents only (a word longer than PREFIX, a typo
-# group). At most POOL are ranked: by how many query words the record's own fields hold (weights
-# A and B: its name and its company; and its city), then the newest first (the highest id).
+# The documents that hold every query word, in one of two forms (the first POOL found are
+# ranked: by how many query words the record's own fields hold (weights A and B: its name and
+# its company; and its city), then by latest activity, then the newest first):
+# - through an index: one exact lookup per word in the index of word prefixes (sb_prefixes,
+#   migration 0017; GIN walks the rarest word's list and skips through the others), the
+#   words longer than PREFIX checked on the documents found; or, when the rarest word is a
+#   long one few documents hold (a typo, a new word, digits), its entries in the index of
+#   whole words (a word that starts none ends the query at once), the others checked;
+# - by reading the table in order (SCAN): when every word is common, the first POOL documents
+#   that hold them all come within a few thousand rows, sooner than a bitmap of all of them
+#   (tens of thousands) is built. ts_match_vq is the @@ no index answers: the plan is that scan.
 _QUERY = """
 SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, own FROM (
   SELECT d.kind, d.record_id, d.title, d.subtitle, d.fields, d.external_id, d.relation_id,
          d.active_at, {own} AS own
   FROM search_documents d
-  WHERE sb_prefixes(d.doc) @@ CAST(:prefixes AS tsquery) {check} {where}
+  WHERE {match} {where}
   LIMIT :pool
 ) hits ORDER BY own DESC, active_at DESC NULLS LAST, record_id DESC LIMIT :ranked
 """
+SCAN = "ts_match_vq(d.doc, CAST(:full AS tsquery))"
+SCAN_DOCS = 20_000  # documents expected to hold every word, from which the table is read
+RARE_LONG = 2_000  # documents holding a long word, below which its own index entries lead
 RANKED = 50
 PREFIX = 6  # the longest prefix in the index (migration 0017)
 
@@ -101,7 +116,9 @@ async def search(
     terms = [t for t in words(query) if len(t) >= 2]
     if not terms:
         return {}
-    where = [f"AND d.kind IN ({', '.join(repr(k) for k in kinds if k in KINDS)})"]
+    # (Every kind is no condition: a plan would read the primary key to check it.)
+    wanted = [k for k in KINDS if k in kinds]
+    where = [] if len(wanted) == len(KINDS) else [f"AND d.kind IN ({', '.join(map(repr, wanted))})"]
     if visible_conversations != "true":
         where.append(
             "AND (d.kind <> 'conversation' OR EXISTS (SELECT 1 FROM conversations v "
@@ -147,15 +164,26 @@ async def _matches(
         f"(d.doc @@ CAST(:own{i} AS tsquery) OR lower(coalesce(d.fields ->> 'city', '')) ~ :city{i})::int"
         for i in range(len(groups))
     )
-    long = any(len(w) > PREFIX for group in groups for w in group)
-    check = "AND ts_match_vq(d.doc, CAST(:full AS tsquery))" if long else ""
-    sql = text(_QUERY.format(own=own, check=check, where=" ".join(where)))
-    values = bind | {
-        "prefixes": " & ".join(
-            "(" + " | ".join(sorted({w[:PREFIX] for w in group})) + ")" for group in groups
-        ),
-        "full": tsquery_of(groups),
-    }
+    counts = await word_counts(session)
+    values = bind | {"full": tsquery_of(groups)}
+    if counts.together(groups) >= SCAN_DOCS:
+        match = SCAN
+    else:
+        rarest = min(groups, key=counts.docs)
+        long = any(len(w) > PREFIX for g in groups for w in g)
+        if any(len(w) > PREFIX for w in rarest) and counts.docs(rarest) < RARE_LONG:
+            # A long word few documents hold (a new one, a typo, digits): its few entries in
+            # the index of whole words, the other words checked on what they find.
+            values["long"] = tsquery_of([rarest])
+            match = f"d.doc @@ CAST(:long AS tsquery) AND {SCAN}"
+        else:
+            values["prefixes"] = " & ".join(
+                "(" + " | ".join(sorted({w[:PREFIX] for w in g})) + ")" for g in groups
+            )
+            match = "sb_prefixes(d.doc) @@ CAST(:prefixes AS tsquery)" + (
+                f" AND {SCAN}" if long else ""
+            )
+    sql = text(_QUERY.format(own=own, match=match, where=" ".join(where)))
     for i, group in enumerate(groups):
         values[f"own{i}"] = " | ".join(f"{w}:*AB" for w in group)
         values[f"city{i}"] = f"(^|[^a-z0-9])({'|'.join(group)})"
@@ -171,21 +199,86 @@ def tsquery_of(alternatives: list[list[str]]) -> str:
     return " & ".join("(" + " | ".join(f"{w}:*" for w in group) + ")" for group in alternatives)
 
 
-_WORDS = text("SELECT DISTINCT word FROM search_words")
-VOCABULARY_TTL = 60.0  # seconds a process keeps the word list (the matcher's typo search)
-_vocabulary: dict[str, tuple[float, list[str]]] = {}
+# The words in C order with their documents, as two arrays: one row, decoded in C by asyncpg
+# (tens of thousands of rows through the ORM would cost several times the query).
+_WORDS = text(
+    """SELECT coalesce(array_agg(w ORDER BY w), '{}'), coalesce(array_agg(n ORDER BY w), '{}'),
+              (SELECT reltuples FROM pg_class WHERE oid = 'search_documents'::regclass)
+       FROM (SELECT word COLLATE "C" AS w, max(docs) AS n FROM search_words GROUP BY 1) s"""
+)
+VOCABULARY_TTL = 60.0  # seconds a process keeps the word list (typo search, query plans)
+
+
+@dataclass
+class WordCounts:
+    """The index's words (sorted) with how many documents hold each: what a query's words
+    will cost, answered in the process (a minute old at most; only plans depend on it)."""
+
+    words: list[str]
+    cumulative: list[int]  # documents of the words before each one, summed
+    documents: int  # in the index, as PostgreSQL last estimated
+
+    @classmethod
+    def of(cls, words: list[str], docs: list[int], documents: float) -> WordCounts:
+        return cls(words, list(itertools.accumulate(docs, initial=0)), max(int(documents), 1))
+
+    def docs(self, group: list[str]) -> int:
+        """Documents holding a word that starts with a word of the group (an upper bound: a
+        document with two such words counts twice). Digits and new words count as rare."""
+        total = 0
+        for prefix in group:
+            lo = bisect.bisect_left(self.words, prefix)
+            hi = bisect.bisect_left(self.words, prefix + "{", lo)
+            total += self.cumulative[hi] - self.cumulative[lo]
+        return total
+
+    def together(self, groups: list[list[str]]) -> float:
+        """Documents expected to hold a word of every group, the groups taken as independent."""
+        expected = float(self.documents)
+        for group in groups:
+            expected *= min(1.0, self.docs(group) / self.documents)
+        return expected
+
+
+_counts: dict[str, tuple[float, WordCounts]] = {}
+_refreshing: dict[str, asyncio.Task[None]] = {}
+
+
+async def _load_counts(conn: AsyncSession | AsyncConnection) -> WordCounts:
+    words, docs, documents = (await conn.execute(_WORDS)).one()
+    return WordCounts.of(list(words), [int(n) for n in docs], documents or 0.0)
+
+
+async def word_counts(session: AsyncSession) -> WordCounts:
+    """The index's words and their documents, loaded once a minute per database: the first
+    time in the query that needs them, later in the background while the old ones serve."""
+    bind = session.bind
+    key = str(bind.url) if isinstance(bind, AsyncEngine) else str(id(bind))
+    now = time.monotonic()
+    cached = _counts.get(key)
+    if cached is not None and now - cached[0] <= VOCABULARY_TTL:
+        return cached[1]
+    if cached is None or VOCABULARY_TTL <= 0 or not isinstance(bind, AsyncEngine):
+        _counts[key] = (now, await _load_counts(session))
+        return _counts[key][1]
+    if key not in _refreshing:
+        _refreshing[key] = asyncio.create_task(_refresh(bind, key))
+    return cached[1]
+
+
+async def _refresh(engine: AsyncEngine, key: str) -> None:
+    try:
+        async with engine.connect() as conn:
+            _counts[key] = (time.monotonic(), await _load_counts(conn))
+    except Exception:  # the old counts serve until the next try: they only steer plans
+        log.warning("search word counts not refreshed", exc_info=True)
+    finally:
+        _refreshing.pop(key, None)
 
 
 async def vocabulary(session: AsyncSession) -> list[str]:
     """The index's words, sorted; loaded once a minute per database, not per keystroke."""
-    bind = session.bind
-    key = str(bind.url) if isinstance(bind, AsyncEngine) else str(id(bind))
-    now = time.monotonic()
-    cached = _vocabulary.get(key)
-    if cached is None or now - cached[0] > VOCABULARY_TTL:
-        words = sorted(await session.scalars(_WORDS))
-        cached = _vocabulary[key] = (now, words)
-    return cached[1]
+    return (await word_counts(session)).words
 
 
 # How many documents hold a word starting with each prefix (the index of words in C order,

@@ -74,7 +74,8 @@ class Proc:
         return self
 
     def signal(self, sig: int, wait_s: float = 10) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """Signal the process's group (even when the leader is gone: no orphan lives on)."""
+        if self.proc is None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
+from crm import search as crm_search
 from crm.models import (
     Activity,
     Contact,
@@ -247,3 +249,60 @@ async def test_a_typo_is_widened_to_the_word_one_edit_away_among_many_alike(
         await client.get("/api/search", params={"q": "staloh fleur"}, headers=world["auth"])
     ).json()
     assert [c["title"] for c in data["contact"]] == ["Fleur Visser"]
+
+
+PLAN_QUERIES = [
+    "hamer jan almere",
+    "jan",
+    "visser",
+    "hamerslag",
+    "hamerslag almere",
+    "nieuwbouw schelp",
+    "hamreslag",
+    "emile zoe",
+    "ja vi",
+]
+
+
+async def every_answer(sessions: Sessions) -> list[dict[str, list[tuple[str, int, float]]]]:
+    out = []
+    for q in PLAN_QUERIES:
+        async with sessions() as session:
+            found = await crm_search.search(session, q)
+        out.append({k: [(h.type, h.id, h.score) for h in hits] for k, hits in found.items()})
+    return out
+
+
+async def test_every_plan_finds_the_same(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the table (common words), the prefix index, and the whole-word index for a rare
+    long word are three ways to one answer."""
+    await seed(sessions)
+    through_the_prefix_index = await every_answer(sessions)
+    assert through_the_prefix_index[0]["contact"][0][1] and through_the_prefix_index[6]
+    monkeypatch.setattr(crm_search, "SCAN_DOCS", 0)  # every query a read of the table
+    assert await every_answer(sessions) == through_the_prefix_index
+    monkeypatch.setattr(crm_search, "SCAN_DOCS", 10**9)
+    monkeypatch.setattr(crm_search, "RARE_LONG", 10**9)  # long words by their own entries
+    assert await every_answer(sessions) == through_the_prefix_index
+
+
+async def test_a_word_newer_than_the_cached_counts_is_found(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The word counts a process keeps steer plans only: a record added after they were loaded
+    is found at once, by a long word and by a short one."""
+    await seed(sessions)
+    monkeypatch.setattr(crm_search, "VOCABULARY_TTL", 3600.0)
+    crm_search._counts.clear()
+    async with sessions() as session:
+        assert await crm_search.search(session, "jan") != {}  # the counts are loaded now
+    async with sessions() as session, session.begin():
+        names = {"first_name": "Quirijn", "last_name": "Zwartenkot", "full_name": "Q Zwartenkot"}
+        session.add(Contact(**names))
+    for q in ("zwartenkot", "quirijn zwartenkot", "zwarte qu"):
+        async with sessions() as session:
+            found = await crm_search.search(session, q)
+        assert [h.title for h in found.get("contact", [])] == ["Q Zwartenkot"], q
+    crm_search._counts.clear()
