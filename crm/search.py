@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import itertools
 import re
 import time
@@ -42,8 +43,10 @@ class BadQuery(ValueError):
     """A query we refuse with a reason rather than run."""
 
 
+@functools.lru_cache(maxsize=65_536)
 def fold(value: str) -> str:
-    """Folded as the documents are (crm.normalizers.fold), unpaired surrogates dropped."""
+    """Folded as the documents are (crm.normalizers.fold), unpaired surrogates dropped.
+    (Remembered: ranking folds the same names, companies and cities over and over.)"""
     return normalizers.fold(value.encode("utf-8", "ignore").decode())
 
 
@@ -222,13 +225,16 @@ class WordCounts:
     def of(cls, words: list[str], docs: list[int], documents: float) -> WordCounts:
         return cls(words, list(itertools.accumulate(docs, initial=0)), max(int(documents), 1))
 
-    def docs(self, group: list[str]) -> int:
+    def docs(self, group: list[str], cap: int | None = None) -> int:
         """Documents holding a word that starts with a word of the group (an upper bound: a
-        document with two such words counts twice). Digits and new words count as rare."""
+        document with two such words counts twice), over the first `cap` such words of each
+        when given. Digits and new words count as rare."""
         total = 0
         for prefix in group:
             lo = bisect.bisect_left(self.words, prefix)
             hi = bisect.bisect_left(self.words, prefix + "{", lo)
+            if cap is not None:
+                hi = min(hi, lo + cap)
             total += self.cumulative[hi] - self.cumulative[lo]
         return total
 
@@ -281,24 +287,9 @@ async def vocabulary(session: AsyncSession) -> list[str]:
     return (await word_counts(session)).words
 
 
-# How many documents hold a word starting with each prefix (the index of words in C order,
-# migration 0022: a range scan per prefix, the words' document counts read from the index).
-# (At most PREFIX_WORDS words per prefix: it bounds a short prefix's scan, and keeps the
-# planner's estimate of a few hundred range scans under the cost at which it would compile the
-# statement first, JIT, 5-20 ms.)
-_PREFIX_DOCS = text(
-    """SELECT q.term, q.prefix, w.docs
-       FROM unnest(CAST(:terms AS text[]), CAST(:prefixes AS text[])) AS q(term, prefix)
-       CROSS JOIN LATERAL (
-         SELECT sum(docs) AS docs, count(*) AS words FROM (
-           SELECT docs FROM search_words
-           WHERE word COLLATE "C" >= q.prefix AND word COLLATE "C" < q.prefix || '{'
-           LIMIT :cap) s) w
-       WHERE w.words > 0"""
-)
-PREFIX_WORDS = 200
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 WIDENED = 8  # alternatives per word, the most frequent first
+PREFIX_WORDS = 200  # words per prefix counted (a short prefix covers thousands)
 
 
 def one_edit(term: str) -> set[str]:
@@ -323,23 +314,17 @@ async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]
 
     The terms that start no indexed word are widened (all of them when each starts some word
     and only their combination finds nothing). Words of four letters or more only, and a typo
-    in the first letter is not caught. One statement: the term and all its one-edit variants
-    (a few hundred) are looked up at once in the index of words, each a short range scan.
+    in the first letter is not caught. The term and all its one-edit variants (a few hundred)
+    are looked up in the process's sorted list of the index's words (word_counts), each a
+    binary search: no round trip to the database on a keystroke.
     """
+    counts = await word_counts(session)
     typed = [t for t in terms if len(t) >= 4]
     found: dict[str, dict[str, int]] = {}
-    if typed:
-        pairs = [(t, v) for t in typed for v in sorted(one_edit(t) | {t})]
-        rows = await session.execute(
-            _PREFIX_DOCS,
-            {
-                "terms": [t for t, _ in pairs],
-                "prefixes": [v for _, v in pairs],
-                "cap": PREFIX_WORDS,
-            },
-        )
-        for term, prefix, docs in rows:
-            found.setdefault(term, {})[prefix] = int(docs)
+    for term in typed:
+        for prefix in one_edit(term) | {term}:
+            if docs := counts.docs([prefix], PREFIX_WORDS):
+                found.setdefault(term, {})[prefix] = docs
     unknown = {t for t in typed if t not in found.get(t, {})}
     out: list[list[str]] = []
     for term in terms:

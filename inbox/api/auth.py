@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.models import TeamMember, User
@@ -43,6 +43,28 @@ async def _principal(
     return Principal(user.id, user.role, user.name, tuple(teams), via, **extra)  # type: ignore[arg-type]
 
 
+# The token, its user and their teams in one round trip (every API call pays it); built once,
+# so a call does not build the statement and its cache key again.
+_TOKEN = (
+    select(
+        ApiToken.id,
+        ApiToken.user_id,
+        ApiToken.scope,
+        ApiToken.channel_id,
+        ApiToken.last_used_at,
+        User.role,
+        User.name,
+        User.is_active,
+        select(func.array_agg(TeamMember.team_id))
+        .where(TeamMember.user_id == User.id)
+        .scalar_subquery()
+        .label("teams"),
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("digest"), ApiToken.revoked_at.is_(None))
+)
+
+
 async def authenticate(request: web.Request) -> Principal | None:
     """The caller by bearer token or session cookie; None when anonymous (cached per request)."""
     if PRINCIPAL in request:
@@ -51,36 +73,28 @@ async def authenticate(request: web.Request) -> Principal | None:
     principal: Principal | None = None
     now = datetime.now(UTC)
     header = request.headers.get("Authorization", "")
-    async with request.app[SESSIONS]() as session, session.begin():
+    async with request.app[SESSIONS]() as session:
+        # Autocommit: a read needs no BEGIN and COMMIT around it (two round trips every API
+        # call would pay); the rare write below commits on its own.
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         if header.startswith("Bearer "):
             token = header[len("Bearer ") :].strip()
-            # The token, its user and their teams in one round trip (every API call pays it).
-            teams = (
-                select(func.array_agg(TeamMember.team_id))
-                .where(TeamMember.user_id == User.id)
-                .scalar_subquery()
-            )
-            row = (
-                await session.execute(
-                    select(ApiToken, User.role, User.name, User.is_active, teams.label("teams"))
-                    .join(User, User.id == ApiToken.user_id)
-                    .where(ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None))
-                )
-            ).first()
+            row = (await session.execute(_TOKEN, {"digest": digest(token)})).first()
             if row is not None and row.is_active:
-                api_token = row.ApiToken
-                # Once a minute at most: a write (and a commit's flush) on every call would
-                # cost more than most calls themselves.
-                if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_EVERY:
-                    api_token.last_used_at = now
+                # Once a minute at most: a write on every call would cost more than most
+                # calls themselves.
+                if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
+                    await session.execute(
+                        update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+                    )
                 principal = Principal(
-                    api_token.user_id,
+                    row.user_id,
                     row.role,
                     row.name,
                     tuple(row.teams or ()),
                     "token",
-                    scope=api_token.scope,
-                    channel_id=api_token.channel_id,
+                    scope=row.scope,
+                    channel_id=row.channel_id,
                 )
         elif cookie := request.cookies.get(COOKIE):
             row_s = await session.get(UserSession, digest(cookie))

@@ -30,6 +30,8 @@ async def search_route(req: ApiRequest) -> dict[str, Any]:
         params = {"me": p.user_id, "teams": list(p.team_ids)}
     try:
         async with req.sessions() as session:
+            # Reads only: no BEGIN and ROLLBACK around them (round trips on every keystroke).
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             groups = await search(
                 session,
                 query,
