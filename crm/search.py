@@ -150,8 +150,8 @@ async def search(
         )
         for term in terms
     ]
-    for row in rows:
-        out.setdefault(row.kind, []).append(rank(row, patterns))
+    for kind, found in within_reach(rows, limit, len(patterns)).items():
+        out[kind] = [rank(row, patterns) for row in found]
     return {
         kind: sorted(hits, key=lambda h: -h.score)[:limit]
         for kind in KINDS
@@ -340,21 +340,40 @@ async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]
     return out
 
 
+OWN, TITLE, WHOLE = 3.0, 1.0, 0.2  # a query word in the record's own fields, title, as a word
+
+
+def within_reach(rows: list[Any], limit: int, patterns: int) -> dict[str, list[Any]]:
+    """The rows of each kind that can still be among its `limit` best: a row whose own-field
+    hits are so far below the limit-th best's that the title and whole-word points of every
+    pattern cannot make up the difference is left unranked (the answer is the same)."""
+    by_kind: dict[str, list[Any]] = {}
+    for row in rows:
+        by_kind.setdefault(row.kind, []).append(row)
+    reach = (TITLE + WHOLE) * patterns / OWN
+    for kind, found in by_kind.items():
+        if len(found) > limit:
+            floor = sorted((row.own for row in found), reverse=True)[limit - 1] - reach
+            by_kind[kind] = [row for row in found if row.own >= floor]
+    return by_kind
+
+
 def rank(row: Any, patterns: list[tuple[str, re.Pattern[str], re.Pattern[str]]]) -> Hit:
     """Query words in the record's own fields first, then in the title, then whole words."""
     title = row.title or ""
     folded_title = fold(title)
-    score = WEIGHT[row.kind] + 3.0 * row.own
+    score = WEIGHT[row.kind] + OWN * row.own
     matched: list[str] = []
     fields = [(path, fold(str(value))) for path, value in (row.fields or {}).items()]
     for term, prefix, whole in patterns:
-        if prefix.search(folded_title):
-            score += 1.0
+        # (A substring test first: most fields do not hold the word at all.)
+        if term in folded_title and prefix.search(folded_title):
+            score += TITLE
         for path, folded in fields:
-            if prefix.search(folded):
+            if term in folded and prefix.search(folded):
                 matched.append(f"{path}:{term}")
                 if whole.search(folded):
-                    score += 0.2
+                    score += WHOLE
                 break
     return Hit(
         row.kind,

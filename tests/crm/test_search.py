@@ -306,3 +306,23 @@ async def test_a_word_newer_than_the_cached_counts_is_found(
             found = await crm_search.search(session, q)
         assert [h.title for h in found.get("contact", [])] == ["Q Zwartenkot"], q
     crm_search._counts.clear()
+
+
+async def test_a_small_limit_keeps_the_best_of_each_kind(sessions: Sessions) -> None:
+    """Rows that cannot reach a kind's best `limit` are not ranked: the best stay the best."""
+    await seed(sessions)
+    async with sessions() as session, session.begin():
+        relation = Relation(name="Janssen Bouw", normalized_name="janssen bouw")
+        session.add(relation)
+        await session.flush()
+        session.add_all(
+            Contact(
+                relation_id=relation.id, first_name="Jan", last_name=f"Vos{i}", full_name="Jan Vos"
+            )
+            for i in range(6)
+        )
+    for q in [*PLAN_QUERIES, "jan vos", "janssen jan"]:
+        async with sessions() as session:
+            every = await crm_search.search(session, q, limit=50)
+            best = await crm_search.search(session, q, limit=1)
+        assert best == {kind: hits[:1] for kind, hits in every.items()}, q
