@@ -290,6 +290,14 @@ async def run_searches(qs: list[dict[str, Any]], base: str, token: str, dsn: str
                     await r.read()
                 if qs.index(q) > 20:
                     break
+            # The floor: the same HTTP stack, client and token check answering a route that
+            # reads nothing more (GET /api/me): what any API call costs before its own work.
+            floor = []
+            for _ in range(200):
+                started = time.perf_counter()
+                async with client.get(f"{base}/api/me", headers=headers) as response:
+                    await response.read()
+                floor.append(time.perf_counter() - started)
             for q in qs:
                 key = f"{q['words']}w{' typo' if q['typo'] else ''}"
                 started = time.perf_counter()
@@ -327,6 +335,7 @@ async def run_searches(qs: list[dict[str, Any]], base: str, token: str, dsn: str
     three = [q for q in qs if q["words"] == 3]
     return {
         "http": summarize(http),
+        "http_floor": latency_ms(floor),
         "in_process": summarize(inproc),
         "raw_postgres": summarize(raw),
         "recall_at_5_3w": len(found) / len(ranks) if ranks else float("nan"),
@@ -581,6 +590,11 @@ def render(report: dict[str, Any]) -> None:
         print(
             f"| {key} | {h['p50_ms']:.1f} ms | {h['p95_ms']:.1f} ms | {i['p50_ms']:.1f} ms | "
             f"{i['p95_ms']:.1f} ms | {raw_text} |"
+        )
+    if f := s.get("http_floor"):
+        print(
+            f"| floor: GET /api/me (HTTP and token check, nothing searched) | "
+            f"{f['p50_ms']:.1f} ms | {f['p95_ms']:.1f} ms | - | - | - | - |"
         )
     print(
         f"\nrecall@5 on 3-word queries (with and without typo): {s['recall_at_5_3w']:.3f} "
