@@ -201,6 +201,17 @@ class QualifyIn(BaseModel):
     status: Literal["new", "contacted", "qualified", "disqualified"]
 
 
+class LeadPatch(BaseModel):
+    """What may change on a lead that is not converted yet (only the fields sent)."""
+
+    name: str | None = Field(default=None, max_length=300)
+    company: str | None = Field(default=None, max_length=300)
+    status: Literal["new", "contacted", "qualified", "disqualified"] | None = None
+    owner_id: int | None = None
+    source_detail: str | None = Field(default=None, max_length=300)
+    custom_fields: dict[str, Any] | None = None  # checked against the leads' custom fields
+
+
 class OpportunityFromLead(BaseModel):
     name: str = Field(min_length=1, max_length=300)
     amount: Decimal = Field(default=Decimal(0), ge=0, max_digits=14, decimal_places=2)

@@ -7,11 +7,20 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.models import Activity, Contact, Identity, Lead, Relation, Task
+from crm.lists import check_changes
+from crm.models import Activity, Contact, Identity, Lead, Relation, Task, User
 from crm.opportunities import Draft, create_opportunity
 from inbox.api.router import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
 from inbox.models import Conversation
-from inbox.schemas import ConvertIn, ConvertOut, LeadOut, LeadPage, LeadQuery, QualifyIn
+from inbox.schemas import (
+    ConvertIn,
+    ConvertOut,
+    LeadOut,
+    LeadPage,
+    LeadPatch,
+    LeadQuery,
+    QualifyIn,
+)
 
 
 @API.route(
@@ -53,6 +62,35 @@ async def qualify_lead(req: ApiRequest) -> LeadOut:
         if lead.status == "converted":
             raise ApiError(409, "converted", "this lead is already converted")
         lead.status = body.status
+    return LeadOut.model_validate(lead)
+
+
+@API.route(
+    "PATCH",
+    "/api/leads/{lead_id}",
+    summary="Update a lead (name, company, status, owner, custom fields)",
+    tag="leads",
+    body=LeadPatch,
+    response=LeadOut,
+)
+async def update_lead(req: ApiRequest) -> LeadOut:
+    body: LeadPatch = req.body
+    async with req.sessions() as session, session.begin():
+        lead = await session.get(Lead, req.path_int("lead_id"), with_for_update=True)
+        if lead is None:
+            raise not_found("lead")
+        if lead.status == "converted":
+            raise ApiError(409, "converted", "this lead is already converted")
+        changes = body.model_dump(exclude_unset=True)
+        if changes.get("status", "") is None:
+            raise ApiError(422, "invalid", "status: a lead always has one")
+        if (owner := changes.get("owner_id")) is not None:
+            user = await session.get(User, owner)
+            if user is None or not user.is_active:
+                raise ApiError(422, "invalid", "owner_id: no such active user")
+        changes = await check_changes(session, "lead", changes, lead.custom_fields)
+        for name, value in changes.items():
+            setattr(lead, name, value)
     return LeadOut.model_validate(lead)
 
 

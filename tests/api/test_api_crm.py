@@ -19,6 +19,7 @@ from crm.models import (
     Project,
     Relation,
     Task,
+    User,
 )
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
@@ -339,3 +340,39 @@ async def test_the_worker_job_runs_once_at_a_time(sessions: Sessions) -> None:
     assert sorted([first, second])[1] == 1  # one of them stored the pair
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(DuplicateCandidate)) == 1
+
+
+async def test_a_lead_is_updated_until_it_is_converted(
+    client: Client, sessions: Sessions, login: Callable[..., Any]
+) -> None:
+    headers = await login("agent")
+    created = await client.post(
+        "/api/leads", json={"name": "Mark Bakker", "email": "mark@bakker.nl"}, headers=headers
+    )
+    assert created.status == 201, await created.text()
+    at = f"/api/leads/{(await created.json())['id']}"
+    async with sessions() as session, session.begin():
+        owner = User(email="owner@example.nl", name="Olga", role="agent")
+        gone = User(email="gone@example.nl", name="Gijs", role="agent", is_active=False)
+        session.add_all([owner, gone])
+    patched = await client.patch(
+        at,
+        json={"company": "Bakker Dakwerken", "status": "contacted", "owner_id": owner.id},
+        headers=headers,
+    )
+    assert patched.status == 200, await patched.text()
+    lead = await patched.json()
+    assert (lead["name"], lead["company"], lead["status"], lead["owner_id"]) == (
+        "Mark Bakker",
+        "Bakker Dakwerken",
+        "contacted",
+        owner.id,
+    )
+    for body in ({"owner_id": gone.id}, {"owner_id": 999_999}, {"status": "converted"}):
+        refused = await client.patch(at, json=body, headers=headers)
+        assert refused.status == 422, body
+    converted = await client.post(f"{at}/convert", json={}, headers=headers)
+    assert converted.status == 201, await converted.text()
+    late = await client.patch(at, json={"name": "Mark de Bakker"}, headers=headers)
+    assert late.status == 409
+    assert (await client.patch("/api/leads/999999", json={}, headers=headers)).status == 404

@@ -329,7 +329,7 @@ async def test_relations_and_contacts_check_their_custom_fields(
 WRITES: dict[str, tuple[str, dict[str, Any], bool]] = {
     "relation": ("/api/relations", {"name": "Hamerslag"}, True),
     "contact": ("/api/contacts", {"first_name": "Jan"}, True),
-    "lead": ("/api/leads", {"name": "Piet Bakker", "force": True}, False),
+    "lead": ("/api/leads", {"name": "Piet Bakker", "force": True}, True),
     "opportunity": ("/api/opportunities", {"name": "Dakrenovatie"}, True),
     "project": ("/api/projects", {"name": "Nieuwbouw Oost"}, True),
 }
