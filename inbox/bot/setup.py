@@ -7,7 +7,6 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.telegram import webhook_url
-from channels.telegram.sender import BotAPIError, set_webhook
 from inbox.bot.external import new_secret
 from inbox.models import Channel
 from inbox.settings import get_settings
@@ -25,6 +24,10 @@ async def on_channel_added(session: AsyncSession, channel: Channel) -> None:
         if public and config.get("mode", "webhook") == "webhook":
             url = webhook_url(config | {"public_url": public}, channel.id)
             if url is not None:
+                # (aiogram is imported here, when a Telegram bot is added: the command line's
+                # other commands start without its seconds of import.)
+                from channels.telegram.sender import BotAPIError, set_webhook
+
                 try:
                     await set_webhook(config, url)
                 except BotAPIError as exc:
