@@ -267,7 +267,8 @@ async def word_counts(session: AsyncSession) -> WordCounts:
     if cached is None or VOCABULARY_TTL <= 0 or not isinstance(bind, AsyncEngine):
         _counts[key] = (now, await _load_counts(session))
         return _counts[key][1]
-    if key not in _refreshing:
+    running = _refreshing.get(key)
+    if running is None or running.done() or running.get_loop() is not asyncio.get_running_loop():
         _refreshing[key] = asyncio.create_task(_refresh(bind, key))
     return cached[1]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -326,3 +327,24 @@ async def test_a_small_limit_keeps_the_best_of_each_kind(sessions: Sessions) -> 
             every = await crm_search.search(session, q, limit=50)
             best = await crm_search.search(session, q, limit=1)
         assert best == {kind: hits[:1] for kind, hits in every.items()}, q
+
+
+async def test_old_word_counts_serve_while_new_ones_load_in_the_background(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(sessions)
+    monkeypatch.setattr(crm_search, "VOCABULARY_TTL", 3600.0)
+    crm_search._counts.clear()
+    async with sessions() as session:
+        first = await crm_search.word_counts(session)
+    assert first.docs(["visser"]) >= 1 and first.docs(["zwartenkot"]) == 0
+    async with sessions() as session, session.begin():
+        session.add(Contact(first_name="Quirijn", last_name="Zwartenkot", full_name="Q Z"))
+    [key] = crm_search._counts
+    crm_search._counts[key] = (time.monotonic() - 7200, first)  # an hour past its time
+    async with sessions() as session:
+        assert await crm_search.word_counts(session) is first  # no request waits for the load
+    await crm_search._refreshing[key]
+    async with sessions() as session:
+        assert (await crm_search.word_counts(session)).docs(["zwartenkot"]) == 1
+    crm_search._counts.clear()
