@@ -726,12 +726,16 @@ async def _shared_mailbox_relations(
     return out
 
 
+# The tsquery is parsed once per sender (a function in FROM), never once per document: when
+# the planner filters the contacts' documents instead of asking the index (statistics from
+# before an import), a parse per row cost 20 ms for 4,000 contacts.
 _CANDIDATES = text(
     """SELECT q.i, d.record_id
        FROM unnest(CAST(:i AS int[]), CAST(:query AS text[])) WITH ORDINALITY AS q(i, query, n)
+       CROSS JOIN LATERAL to_tsquery('simple', q.query) AS t(query)
        CROSS JOIN LATERAL (
            SELECT record_id FROM search_documents
-           WHERE kind = 'contact' AND doc @@ to_tsquery('simple', q.query)
+           WHERE kind = 'contact' AND doc @@ t.query
            LIMIT :limit) AS d
        ORDER BY q.n"""
 )
