@@ -164,6 +164,11 @@ async def import_rows(
         # The typo widening ranks its alternatives by how many documents hold them.
         async with sessions() as session, session.begin():
             await session.execute(text("SELECT sb_count_words()"))
+    if touched.relations or touched.projects or touched.contacts:
+        # The documents grew too: without fresh statistics the matcher's candidate search is
+        # planned as a filter over every contact's document instead of a lookup in its index.
+        async with sessions() as session, session.begin():
+            await session.execute(text("ANALYZE search_documents, search_words"))
     return report
 
 
