@@ -34,7 +34,7 @@ from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.models import Contact, Identity, Lead, MatchReview, Relation
+from crm.models import Contact, Identity, Lead, MatchReview
 from crm.search import vocabulary
 from crm.weights import Weights, forms_of, same_person_name
 from crm.weights import load as load_weights
@@ -828,29 +828,33 @@ async def _search(
     return out
 
 
+# The candidates with their relation and identities, in one round trip. (One statement text
+# for any number of ids: an IN list is compiled, and prepared by the server, anew per length.)
+_RECORDS = text(
+    """SELECT c.id, c.relation_id, c.first_name, c.last_name, c.full_name, c.city,
+              c.external_id, r.name AS relation, r.addresses -> 0 ->> 'city' AS relation_city,
+              own.emails, own.others, d.domains
+       FROM contacts AS c
+       LEFT JOIN relations AS r ON r.id = c.relation_id
+       CROSS JOIN LATERAL (
+           SELECT array_agg(i.value ORDER BY i.id) FILTER (WHERE i.kind = 'email') AS emails,
+                  array_agg(i.value ORDER BY i.id) FILTER (WHERE i.kind <> 'email') AS others
+           FROM identities AS i WHERE i.contact_id = c.id) AS own
+       CROSS JOIN LATERAL (
+           SELECT array_agg(i.value ORDER BY i.id) AS domains
+           FROM identities AS i WHERE i.relation_id = c.relation_id AND i.kind = 'domain') AS d
+       WHERE c.id = ANY(CAST(:ids AS bigint[]))"""
+)
+
+
 async def _load(session: AsyncSession, ids: set[int]) -> dict[int, _Record]:
-    """The candidates with their relation and identities: two queries for all of them."""
+    """The candidates with their relation and identities: one query for all of them."""
     if not ids:
         return {}
-    rows = (
-        await session.execute(
-            select(
-                Contact.id,
-                Contact.relation_id,
-                Contact.first_name,
-                Contact.last_name,
-                Contact.full_name,
-                Contact.city,
-                Contact.external_id,
-                Relation.name.label("relation"),
-                Relation.addresses,
-            )
-            .outerjoin(Relation, Relation.id == Contact.relation_id)
-            .where(Contact.id.in_(sorted(ids)))
-        )
-    ).all()
-    records = {
-        r.id: _Record(
+    records: dict[int, _Record] = {}
+    for r in await session.execute(_RECORDS, {"ids": sorted(ids)}):
+        emails = list(r.emails or [])
+        records[r.id] = _Record(
             contact_id=r.id,
             relation_id=r.relation_id,
             first_name=r.first_name or "",
@@ -858,39 +862,13 @@ async def _load(session: AsyncSession, ids: set[int]) -> dict[int, _Record]:
             full_name=r.full_name or "",
             city=normalizers.fold(r.city or ""),
             relation=r.relation or "",
-            relation_city=normalizers.fold(_first_city(r.addresses)),
+            relation_city=normalizers.fold(r.relation_city or ""),
             external_id=r.external_id,
+            emails=emails,
+            phones=list(r.others or []),
+            domains=list(r.domains or []) + [e.split("@", 1)[1] for e in emails if "@" in e],
         )
-        for r in rows
-    }
-    relation_ids = {r.relation_id for r in records.values() if r.relation_id}
-    identities = (
-        await session.execute(
-            select(Identity.kind, Identity.value, Identity.contact_id, Identity.relation_id).where(
-                or_(
-                    Identity.contact_id.in_(list(records)),
-                    (Identity.relation_id.in_(list(relation_ids))) & (Identity.kind == "domain"),
-                )
-            )
-        )
-    ).all()
-    domains: dict[int, list[str]] = {}
-    for i in identities:
-        if i.kind == "domain" and i.relation_id:
-            domains.setdefault(i.relation_id, []).append(i.value)
-        elif i.contact_id in records:
-            rec = records[i.contact_id]
-            (rec.emails if i.kind == "email" else rec.phones).append(i.value)
-    for rec in records.values():
-        rec.domains = domains.get(rec.relation_id or 0, [])
-        rec.domains += [e.split("@", 1)[1] for e in rec.emails if "@" in e]
     return records
-
-
-def _first_city(addresses: Any) -> str:
-    if isinstance(addresses, list) and addresses and isinstance(addresses[0], dict):
-        return str(addresses[0].get("city") or "")
-    return ""
 
 
 def _score(facts: _Facts, rec: _Record, relation_ids: list[int], weights: Weights) -> Candidate:
