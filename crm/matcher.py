@@ -29,11 +29,11 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
-from sqlalchemy import ColumnElement, or_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.models import Contact, Identity, Lead, MatchReview
+from crm.models import Contact, Identity, MatchReview
 from crm.search import one_edit
 from crm.weights import Weights, forms_of, same_person_name
 from crm.weights import load as load_weights
@@ -599,6 +599,20 @@ async def _relation_contacts(
     return out
 
 
+# Stage 1 for all senders: owners of the identity values, and e-mail identities by the
+# provider-aware key. (Text with arrays, like the statements below: one prepared statement for
+# any number of senders, no IN list compiled per call.)
+_EXACT_OWNERS = text(
+    """SELECT i.kind, i.value, i.key, i.shared, i.contact_id, i.relation_id, i.lead_id,
+              c.relation_id AS contact_relation_id, c.external_id, l.converted_contact_id
+       FROM identities AS i
+       LEFT JOIN contacts AS c ON c.id = i.contact_id
+       LEFT JOIN leads AS l ON l.id = i.lead_id
+       WHERE (i.value = ANY(CAST(:values AS text[])) AND i.kind = ANY(CAST(:kinds AS text[])))
+          OR (i.kind = 'email' AND i.key = ANY(CAST(:keys AS text[])))"""
+)
+
+
 async def _exact_owners(
     session: AsyncSession, keys: list[list[Key]], facts: list[_Facts]
 ) -> list[Decision | None]:
@@ -607,31 +621,14 @@ async def _exact_owners(
     email_keys = {f.email_key for f in facts if f.email_key}
     if not values and not email_keys:
         return [None for _ in facts]
-    conditions: list[ColumnElement[bool]] = []
-    if values:
-        conditions.append(
-            Identity.value.in_(sorted({v for _, v in values}))
-            & Identity.kind.in_(sorted({k for k, _ in values}))
-        )
-    if email_keys:
-        conditions.append((Identity.kind == "email") & Identity.key.in_(sorted(email_keys)))
     rows = (
         await session.execute(
-            select(
-                Identity.kind,
-                Identity.value,
-                Identity.key,
-                Identity.shared,
-                Identity.contact_id,
-                Identity.relation_id,
-                Identity.lead_id,
-                Contact.relation_id.label("contact_relation_id"),
-                Contact.external_id,
-                Lead.converted_contact_id,
-            )
-            .outerjoin(Contact, Contact.id == Identity.contact_id)
-            .outerjoin(Lead, Lead.id == Identity.lead_id)
-            .where(or_(*conditions))
+            _EXACT_OWNERS,
+            {
+                "values": sorted({v for _, v in values}),
+                "kinds": sorted({k for k, _ in values}),
+                "keys": sorted(email_keys),
+            },
         )
     ).all()
     return [_exact_owner(rows, ks, f) for ks, f in zip(keys, facts, strict=True)]
@@ -664,6 +661,13 @@ def _exact_owner(rows: Sequence[Any], keys: list[Key], facts: _Facts) -> Decisio
     return None
 
 
+_DOMAIN_RELATIONS = text(
+    """SELECT value, relation_id FROM identities
+       WHERE kind = 'domain' AND value = ANY(CAST(:domains AS text[]))
+         AND relation_id IS NOT NULL"""
+)
+
+
 async def _domain_relations(
     session: AsyncSession, domains: set[str | None]
 ) -> dict[str, list[int]]:
@@ -671,13 +675,7 @@ async def _domain_relations(
     wanted = sorted(d for d in domains if d)
     if not wanted:
         return {}
-    rows = await session.execute(
-        select(Identity.value, Identity.relation_id).where(
-            Identity.kind == "domain",
-            Identity.value.in_(wanted),
-            Identity.relation_id.is_not(None),
-        )
-    )
+    rows = await session.execute(_DOMAIN_RELATIONS, {"domains": wanted})
     out: dict[str, list[int]] = {}
     for value, relation_id in rows:
         if relation_id is not None:
@@ -706,19 +704,20 @@ async def _company_relations(session: AsyncSession, names: set[str]) -> dict[str
     return out
 
 
+_SHARED_MAILBOXES = text(
+    """SELECT i.value, i.relation_id, c.relation_id AS contact_relation_id
+       FROM identities AS i LEFT JOIN contacts AS c ON c.id = i.contact_id
+       WHERE i.kind = 'email' AND i.value = ANY(CAST(:addresses AS text[]))"""
+)
+
+
 async def _shared_mailbox_relations(
     session: AsyncSession, addresses: set[str]
 ) -> dict[str, int | None]:
     """The relation of each shared mailbox someone registered (on a relation or its contact)."""
     if not addresses:
         return {}
-    rows = await session.execute(
-        select(
-            Identity.value, Identity.relation_id, Contact.relation_id.label("contact_relation_id")
-        )
-        .outerjoin(Contact, Contact.id == Identity.contact_id)
-        .where(Identity.kind == "email", Identity.value.in_(sorted(addresses)))
-    )
+    rows = await session.execute(_SHARED_MAILBOXES, {"addresses": sorted(addresses)})
     out: dict[str, int | None] = {}
     for row in rows:
         out.setdefault(row.value, row.relation_id or row.contact_relation_id)
