@@ -8,7 +8,8 @@ staged matcher takes over (`match_sender`):
    janvisser@gmail.com); a shared mailbox (info@, sales@) only says which relation it is;
 2. company domain: a non-free-mail domain owned by a relation names the company;
 3. candidates from PostgreSQL through indexes (the search documents' tsvector on the surname,
-   the relation's contacts, trigram-close words for a typo), never a scan in Python;
+   the relation's contacts, the indexed words one edit from a surname with a typo), never a
+   scan in Python;
 4. rapidfuzz comparisons per field, each giving a level ('surname': 'joined', 'given':
    'initial_conflict', ...) whose weight is read from crm/data/match_weights.json (fitted by
    crm.weights, refitted by `switchboard match train`), summed as log-odds into a score in 0..1.
