@@ -8,7 +8,8 @@ staged matcher takes over (`match_sender`):
    janvisser@gmail.com); a shared mailbox (info@, sales@) only says which relation it is;
 2. company domain: a non-free-mail domain owned by a relation names the company;
 3. candidates from PostgreSQL through indexes (the search documents' tsvector on the surname,
-   the relation's contacts, trigram-close words for a typo), never a scan in Python;
+   the relation's contacts, the indexed words one edit from a surname with a typo), never a
+   scan in Python;
 4. rapidfuzz comparisons per field, each giving a level ('surname': 'joined', 'given':
    'initial_conflict', ...) whose weight is read from crm/data/match_weights.json (fitted by
    crm.weights, refitted by `switchboard match train`), summed as log-odds into a score in 0..1.
@@ -20,7 +21,6 @@ Every decision carries its reasons per field, stored on the message for the inbo
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import math
 import re
@@ -30,12 +30,12 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
-from sqlalchemy import ColumnElement, or_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.models import Contact, Identity, Lead, MatchReview, Relation
-from crm.search import vocabulary
+from crm.models import Contact, Identity, MatchReview
+from crm.search import one_edit
 from crm.weights import Weights, forms_of, same_person_name
 from crm.weights import load as load_weights
 
@@ -600,6 +600,20 @@ async def _relation_contacts(
     return out
 
 
+# Stage 1 for all senders: owners of the identity values, and e-mail identities by the
+# provider-aware key. (Text with arrays, like the statements below: one prepared statement for
+# any number of senders, no IN list compiled per call.)
+_EXACT_OWNERS = text(
+    """SELECT i.kind, i.value, i.key, i.shared, i.contact_id, i.relation_id, i.lead_id,
+              c.relation_id AS contact_relation_id, c.external_id, l.converted_contact_id
+       FROM identities AS i
+       LEFT JOIN contacts AS c ON c.id = i.contact_id
+       LEFT JOIN leads AS l ON l.id = i.lead_id
+       WHERE (i.value = ANY(CAST(:values AS text[])) AND i.kind = ANY(CAST(:kinds AS text[])))
+          OR (i.kind = 'email' AND i.key = ANY(CAST(:keys AS text[])))"""
+)
+
+
 async def _exact_owners(
     session: AsyncSession, keys: list[list[Key]], facts: list[_Facts]
 ) -> list[Decision | None]:
@@ -608,31 +622,14 @@ async def _exact_owners(
     email_keys = {f.email_key for f in facts if f.email_key}
     if not values and not email_keys:
         return [None for _ in facts]
-    conditions: list[ColumnElement[bool]] = []
-    if values:
-        conditions.append(
-            Identity.value.in_(sorted({v for _, v in values}))
-            & Identity.kind.in_(sorted({k for k, _ in values}))
-        )
-    if email_keys:
-        conditions.append((Identity.kind == "email") & Identity.key.in_(sorted(email_keys)))
     rows = (
         await session.execute(
-            select(
-                Identity.kind,
-                Identity.value,
-                Identity.key,
-                Identity.shared,
-                Identity.contact_id,
-                Identity.relation_id,
-                Identity.lead_id,
-                Contact.relation_id.label("contact_relation_id"),
-                Contact.external_id,
-                Lead.converted_contact_id,
-            )
-            .outerjoin(Contact, Contact.id == Identity.contact_id)
-            .outerjoin(Lead, Lead.id == Identity.lead_id)
-            .where(or_(*conditions))
+            _EXACT_OWNERS,
+            {
+                "values": sorted({v for _, v in values}),
+                "kinds": sorted({k for k, _ in values}),
+                "keys": sorted(email_keys),
+            },
         )
     ).all()
     return [_exact_owner(rows, ks, f) for ks, f in zip(keys, facts, strict=True)]
@@ -665,6 +662,13 @@ def _exact_owner(rows: Sequence[Any], keys: list[Key], facts: _Facts) -> Decisio
     return None
 
 
+_DOMAIN_RELATIONS = text(
+    """SELECT value, relation_id FROM identities
+       WHERE kind = 'domain' AND value = ANY(CAST(:domains AS text[]))
+         AND relation_id IS NOT NULL"""
+)
+
+
 async def _domain_relations(
     session: AsyncSession, domains: set[str | None]
 ) -> dict[str, list[int]]:
@@ -672,13 +676,7 @@ async def _domain_relations(
     wanted = sorted(d for d in domains if d)
     if not wanted:
         return {}
-    rows = await session.execute(
-        select(Identity.value, Identity.relation_id).where(
-            Identity.kind == "domain",
-            Identity.value.in_(wanted),
-            Identity.relation_id.is_not(None),
-        )
-    )
+    rows = await session.execute(_DOMAIN_RELATIONS, {"domains": wanted})
     out: dict[str, list[int]] = {}
     for value, relation_id in rows:
         if relation_id is not None:
@@ -707,31 +705,36 @@ async def _company_relations(session: AsyncSession, names: set[str]) -> dict[str
     return out
 
 
+_SHARED_MAILBOXES = text(
+    """SELECT i.value, i.relation_id, c.relation_id AS contact_relation_id
+       FROM identities AS i LEFT JOIN contacts AS c ON c.id = i.contact_id
+       WHERE i.kind = 'email' AND i.value = ANY(CAST(:addresses AS text[]))"""
+)
+
+
 async def _shared_mailbox_relations(
     session: AsyncSession, addresses: set[str]
 ) -> dict[str, int | None]:
     """The relation of each shared mailbox someone registered (on a relation or its contact)."""
     if not addresses:
         return {}
-    rows = await session.execute(
-        select(
-            Identity.value, Identity.relation_id, Contact.relation_id.label("contact_relation_id")
-        )
-        .outerjoin(Contact, Contact.id == Identity.contact_id)
-        .where(Identity.kind == "email", Identity.value.in_(sorted(addresses)))
-    )
+    rows = await session.execute(_SHARED_MAILBOXES, {"addresses": sorted(addresses)})
     out: dict[str, int | None] = {}
     for row in rows:
         out.setdefault(row.value, row.relation_id or row.contact_relation_id)
     return out
 
 
+# The tsquery is parsed once per sender (a function in FROM), never once per document: when
+# the planner filters the contacts' documents instead of asking the index (statistics from
+# before an import), a parse per row cost 20 ms for 4,000 contacts.
 _CANDIDATES = text(
     """SELECT q.i, d.record_id
        FROM unnest(CAST(:i AS int[]), CAST(:query AS text[])) WITH ORDINALITY AS q(i, query, n)
+       CROSS JOIN LATERAL to_tsquery('simple', q.query) AS t(query)
        CROSS JOIN LATERAL (
            SELECT record_id FROM search_documents
-           WHERE kind = 'contact' AND doc @@ to_tsquery('simple', q.query)
+           WHERE kind = 'contact' AND doc @@ t.query
            LIMIT :limit) AS d
        ORDER BY q.n"""
 )
@@ -764,26 +767,44 @@ async def _candidate_ids(
     found = await _search(
         session, {i: _tsquery(heads, narrow) for i, (heads, narrow) in queries.items()}, limit
     )
-    typos: dict[int, str] = {}
-    known: list[str] | None = None
-    for i, ([anchor, *_], narrow) in queries.items():
-        if found.get(i) or len(anchor) < 4:
-            continue
-        # A typo in the surname: the index's words within one edit of it.
-        known = known if known is not None else await vocabulary(session)
-        low = bisect.bisect_left(known, anchor[0])
-        high = bisect.bisect_left(known, chr(ord(anchor[0]) + 1))
-        alternatives = [
-            w
-            for w in known[low:high]
-            if abs(len(w) - len(anchor)) <= 1
-            and w != anchor
-            and OSA.distance(w, anchor, score_cutoff=1) <= 1
-        ][:8]
-        if alternatives:
-            typos[i] = _tsquery(alternatives, narrow)
+    # A typo in the surname: the index's words within one edit of it.
+    anchors = {
+        i: anchor
+        for i, ([anchor, *_], _) in queries.items()
+        if not found.get(i) and len(anchor) >= 4
+    }
+    close = await _close_words(session, anchors)
+    typos = {i: _tsquery(close[i], queries[i][1]) for i in anchors if close.get(i)}
     found.update(await _search(session, typos, limit))
     return {i: list(dict.fromkeys(ids))[: limit * 2] for i, ids in found.items()}
+
+
+# The indexed words among the strings one edit from each anchor (a few hundred exact lookups in
+# the index of words, one statement for all senders: LATERAL keeps them lookups, where a semi
+# join hashed the whole table, 5 ms for 5,000 words), instead of a scan of the sorted list of
+# every word: that list was reloaded every minute (a long statement at a million records, landing
+# on one message), and the scan of its words with the anchor's first letter grew with it.
+_CLOSE_WORDS = text(
+    """SELECT q.i, q.word
+       FROM unnest(CAST(:i AS int[]), CAST(:word AS text[])) AS q(i, word)
+       CROSS JOIN LATERAL (SELECT FROM search_words AS w WHERE w.word = q.word LIMIT 1) AS w"""
+)
+ALTERNATIVES = 8  # words tried for a surname with a typo, the first in C order
+
+
+async def _close_words(session: AsyncSession, anchors: dict[int, str]) -> dict[int, list[str]]:
+    """Per sender, the indexed words one edit (a swap counts as one) from its anchor that keep
+    its first letter."""
+    if not anchors:
+        return {}
+    pairs = [(i, variant) for i, anchor in anchors.items() for variant in sorted(one_edit(anchor))]
+    rows = await session.execute(
+        _CLOSE_WORDS, {"i": [i for i, _ in pairs], "word": [v for _, v in pairs]}
+    )
+    out: dict[int, set[str]] = {}
+    for i, word in rows:
+        out.setdefault(i, set()).add(word)
+    return {i: sorted(words)[:ALTERNATIVES] for i, words in out.items()}
 
 
 _JOINED_PARTICLES = ("vander", "vanden", "vande", "van", "ter", "ten", "den", "der", "de", "te")
@@ -824,29 +845,33 @@ async def _search(
     return out
 
 
+# The candidates with their relation and identities, in one round trip. (One statement text
+# for any number of ids: an IN list is compiled, and prepared by the server, anew per length.)
+_RECORDS = text(
+    """SELECT c.id, c.relation_id, c.first_name, c.last_name, c.full_name, c.city,
+              c.external_id, r.name AS relation, r.addresses -> 0 ->> 'city' AS relation_city,
+              own.emails, own.others, d.domains
+       FROM contacts AS c
+       LEFT JOIN relations AS r ON r.id = c.relation_id
+       CROSS JOIN LATERAL (
+           SELECT array_agg(i.value ORDER BY i.id) FILTER (WHERE i.kind = 'email') AS emails,
+                  array_agg(i.value ORDER BY i.id) FILTER (WHERE i.kind <> 'email') AS others
+           FROM identities AS i WHERE i.contact_id = c.id) AS own
+       CROSS JOIN LATERAL (
+           SELECT array_agg(i.value ORDER BY i.id) AS domains
+           FROM identities AS i WHERE i.relation_id = c.relation_id AND i.kind = 'domain') AS d
+       WHERE c.id = ANY(CAST(:ids AS bigint[]))"""
+)
+
+
 async def _load(session: AsyncSession, ids: set[int]) -> dict[int, _Record]:
-    """The candidates with their relation and identities: two queries for all of them."""
+    """The candidates with their relation and identities: one query for all of them."""
     if not ids:
         return {}
-    rows = (
-        await session.execute(
-            select(
-                Contact.id,
-                Contact.relation_id,
-                Contact.first_name,
-                Contact.last_name,
-                Contact.full_name,
-                Contact.city,
-                Contact.external_id,
-                Relation.name.label("relation"),
-                Relation.addresses,
-            )
-            .outerjoin(Relation, Relation.id == Contact.relation_id)
-            .where(Contact.id.in_(sorted(ids)))
-        )
-    ).all()
-    records = {
-        r.id: _Record(
+    records: dict[int, _Record] = {}
+    for r in await session.execute(_RECORDS, {"ids": sorted(ids)}):
+        emails = list(r.emails or [])
+        records[r.id] = _Record(
             contact_id=r.id,
             relation_id=r.relation_id,
             first_name=r.first_name or "",
@@ -854,39 +879,13 @@ async def _load(session: AsyncSession, ids: set[int]) -> dict[int, _Record]:
             full_name=r.full_name or "",
             city=normalizers.fold(r.city or ""),
             relation=r.relation or "",
-            relation_city=normalizers.fold(_first_city(r.addresses)),
+            relation_city=normalizers.fold(r.relation_city or ""),
             external_id=r.external_id,
+            emails=emails,
+            phones=list(r.others or []),
+            domains=list(r.domains or []) + [e.split("@", 1)[1] for e in emails if "@" in e],
         )
-        for r in rows
-    }
-    relation_ids = {r.relation_id for r in records.values() if r.relation_id}
-    identities = (
-        await session.execute(
-            select(Identity.kind, Identity.value, Identity.contact_id, Identity.relation_id).where(
-                or_(
-                    Identity.contact_id.in_(list(records)),
-                    (Identity.relation_id.in_(list(relation_ids))) & (Identity.kind == "domain"),
-                )
-            )
-        )
-    ).all()
-    domains: dict[int, list[str]] = {}
-    for i in identities:
-        if i.kind == "domain" and i.relation_id:
-            domains.setdefault(i.relation_id, []).append(i.value)
-        elif i.contact_id in records:
-            rec = records[i.contact_id]
-            (rec.emails if i.kind == "email" else rec.phones).append(i.value)
-    for rec in records.values():
-        rec.domains = domains.get(rec.relation_id or 0, [])
-        rec.domains += [e.split("@", 1)[1] for e in rec.emails if "@" in e]
     return records
-
-
-def _first_city(addresses: Any) -> str:
-    if isinstance(addresses, list) and addresses and isinstance(addresses[0], dict):
-        return str(addresses[0].get("city") or "")
-    return ""
 
 
 def _score(facts: _Facts, rec: _Record, relation_ids: list[int], weights: Weights) -> Candidate:

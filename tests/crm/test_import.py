@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import EngineUrls
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from support import FIXTURES
 
 from crm.import_files import read_file
@@ -142,6 +142,28 @@ async def test_imported_records_are_matched_and_found_with_their_external_id(
     assert (decision.decision, decision.external_id) == ("linked", "C-1")
     assert decision.reasons["domain"]
     assert hits["contact"][0].external_id == "C-1"
+
+
+async def test_the_search_documents_have_statistics_after_an_import(sessions: Sessions) -> None:
+    # The matcher's candidate search is planned from them (an index lookup, not a filter over
+    # every contact's document); the tables were emptied (TRUNCATE: no statistics) before.
+    await import_rows(sessions, read_file(CSV))
+    async with sessions() as session:
+        documents = await session.scalar(text("SELECT count(*) FROM search_documents"))
+        estimate = await session.scalar(
+            text("SELECT reltuples FROM pg_class WHERE relname = 'search_documents'")
+        )
+    assert documents and estimate == documents
+    # A few rows more are no reason to sample the table again (1.5 s at a million documents).
+    await import_rows(sessions, [{"external_id": "X-9", "first_name": "Els", "last_name": "Bos"}])
+    async with sessions() as session:
+        assert await session.scalar(text("SELECT count(*) FROM search_documents")) == documents + 1
+        assert (
+            await session.scalar(
+                text("SELECT reltuples FROM pg_class WHERE relname = 'search_documents'")
+            )
+            == documents
+        )
 
 
 async def test_the_cli_prints_a_json_summary(

@@ -148,6 +148,25 @@ async def test_a_typo_in_the_surname_still_finds_the_candidate(sessions: Session
     assert "≈" in decision.candidates[0].reasons["surname"]
 
 
+async def test_a_surname_typo_finds_a_contact_added_a_moment_ago(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No company, no address of theirs: only the index of words can read 'Quarringtn'. The words
+    # are looked up when needed, so a contact created after the last match is found at once
+    # (a word list cached for a minute would not hold their surname yet).
+    monkeypatch.setattr(crm.search, "VOCABULARY_TTL", 60.0)
+    await company(sessions)
+    assert (await match(sessions, name="Jan Viser")).candidates
+    async with sessions() as session, session.begin():
+        new = Contact(
+            first_name="Bartholomew", last_name="Quarrington", full_name="Bartholomew Quarrington"
+        )
+        session.add(new)
+    decision = await match(sessions, name="Bartholomew Quarringtn", email="bq@gmail.com")
+    assert decision.candidates and decision.candidates[0].contact_id == new.id
+    assert "≈" in decision.candidates[0].reasons["surname"]
+
+
 async def test_weak_evidence_goes_to_review_and_strangers_are_unknown(sessions: Sessions) -> None:
     ids = await company(sessions)
     # (With the company named, one J. Visser there is enough for a link: the learned weights.)
