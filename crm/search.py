@@ -283,11 +283,6 @@ async def _refresh(engine: AsyncEngine, key: str) -> None:
         _refreshing.pop(key, None)
 
 
-async def vocabulary(session: AsyncSession) -> list[str]:
-    """The index's words, sorted; loaded once a minute per database, not per keystroke."""
-    return (await word_counts(session)).words
-
-
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 WIDENED = 8  # alternatives per word, the most frequent first
 PREFIX_WORDS = 200  # words per prefix counted (a short prefix covers thousands)
