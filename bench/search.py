@@ -241,7 +241,7 @@ async def queries(dsn: str, count: int) -> list[dict[str, Any]]:
             """SELECT c.id, c.first_name, c.last_name, r.normalized_name, p.city AS project_city
                FROM contacts c JOIN relations r ON r.id = c.relation_id
                JOIN LATERAL (SELECT city FROM projects WHERE relation_id = r.id LIMIT 1) p ON true
-               WHERE c.id % 97 = 0 LIMIT $1""",
+               WHERE c.id % 97 = 0 ORDER BY c.id LIMIT $1""",
             count,
         )
     finally:
@@ -384,7 +384,7 @@ async def run_matcher(dsn: str, count: int) -> dict[str, Any]:
             """SELECT c.id, c.first_name, c.last_name, r.name AS relation,
                       (SELECT value FROM identities WHERE kind = 'domain' AND relation_id = r.id) AS domain
                FROM contacts c JOIN relations r ON r.id = c.relation_id
-               WHERE c.id % 89 = 0 LIMIT $1""",
+               WHERE c.id % 89 = 0 ORDER BY c.id LIMIT $1""",
             count,
         )
     finally:
