@@ -298,33 +298,43 @@ async def run_searches(qs: list[dict[str, Any]], base: str, token: str, dsn: str
                 async with client.get(f"{base}/api/me", headers=headers) as response:
                     await response.read()
                 floor.append(time.perf_counter() - started)
-            for q in qs:
+            for n, q in enumerate(qs):
                 key = f"{q['words']}w{' typo' if q['typo'] else ''}"
-                started = time.perf_counter()
-                async with client.get(
-                    f"{base}/api/search", params={"q": q["q"], "limit": "10"}, headers=headers
-                ) as response:
-                    body = await response.json()
-                http.setdefault(key, []).append(time.perf_counter() - started)
-                if q["words"] == 3 and not q["typo"]:
-                    ids = [h["id"] for h in body.get("contact", [])][:5]
-                    ranks.append(ids.index(q["target"]) + 1 if q["target"] in ids else None)
-                elif q["words"] == 3:
-                    ids = [h["id"] for h in body.get("contact", [])][:5]
-                    ranks.append(ids.index(q["target"]) + 1 if q["target"] in ids else None)
-                async with sessions() as session:
+
+                async def over_http(q: dict[str, Any] = q, key: str = key) -> None:
                     started = time.perf_counter()
-                    await search(session, q["q"], limit=10)
-                    inproc.setdefault(key, []).append(time.perf_counter() - started)
-                # The ceiling: the index lookup alone, each word as typed (crm.search's first step).
-                tsq = " & ".join(w[:PREFIX] for w in q["q"].split())
-                started = time.perf_counter()
-                await conn.fetch(
-                    "SELECT record_id FROM search_documents "
-                    "WHERE sb_prefixes(doc) @@ CAST($1 AS tsquery) LIMIT 20",
-                    tsq,
-                )
-                raw.setdefault(key, []).append(time.perf_counter() - started)
+                    async with client.get(
+                        f"{base}/api/search", params={"q": q["q"], "limit": "10"}, headers=headers
+                    ) as response:
+                        body = await response.json()
+                    http.setdefault(key, []).append(time.perf_counter() - started)
+                    if q["words"] == 3:
+                        ids = [h["id"] for h in body.get("contact", [])][:5]
+                        ranks.append(ids.index(q["target"]) + 1 if q["target"] in ids else None)
+
+                async def in_process(q: dict[str, Any] = q, key: str = key) -> None:
+                    async with sessions() as session:
+                        started = time.perf_counter()
+                        await search(session, q["q"], limit=10)
+                        inproc.setdefault(key, []).append(time.perf_counter() - started)
+
+                async def raw_lookup(q: dict[str, Any] = q, key: str = key) -> None:
+                    # The ceiling: the prefix index lookup alone, each word as typed.
+                    tsq = " & ".join(w[:PREFIX] for w in q["q"].split())
+                    started = time.perf_counter()
+                    await conn.fetch(
+                        "SELECT record_id FROM search_documents "
+                        "WHERE sb_prefixes(doc) @@ CAST($1 AS tsquery) LIMIT 20",
+                        tsq,
+                    )
+                    raw.setdefault(key, []).append(time.perf_counter() - started)
+
+                # Whichever runs first reads the query's index and table pages into PostgreSQL's
+                # buffers for the other two: the first place goes round, so each of the three
+                # pays for it on a third of the queries.
+                ways = [over_http, in_process, raw_lookup]
+                for way in ways[n % 3 :] + ways[: n % 3]:
+                    await way()
         ceiling = await recall_ceiling(
             [q for q in qs if q["words"] == 3 and not q["typo"]], sessions
         )
