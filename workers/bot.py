@@ -28,15 +28,8 @@ from channels import adapter_for
 from channels.base import AdapterError, JsonObject, SendResult
 from channels.egress import Egress, channels_policy
 from channels.telegram import BotConfig, polled_delivery
-from channels.telegram.sender import (
-    BotAPIError,
-    Bots,
-    answer_callback,
-    delete_webhook,
-    download,
-    get_updates,
-    share,
-)
+from channels.telegram import pool as telegram_pool
+from channels.telegram.errors import BotAPIError
 from channels.whatsapp.sender import GraphError
 from channels.whatsapp.sender import download as whatsapp_download
 from inbox import realtime
@@ -117,6 +110,8 @@ async def run_bot(ctx: Ctx, job_id: int) -> str:
         raise
     for callback_id in turns.callbacks:
         try:
+            from channels.telegram.sender import answer_callback  # aiogram: Telegram only
+
             await answer_callback(config, callback_id)
         except (BotAPIError, ValueError) as exc:
             log.info("callback not answered", error=str(exc))
@@ -213,8 +208,14 @@ async def deliver_to_bot(ctx: Ctx, job_id: int) -> str:
 
 
 # Kinds whose attachments arrive as a provider's reference: how to fetch the bytes.
+async def telegram_download(config: JsonObject, ref: str) -> tuple[bytes, str | None]:
+    from channels.telegram.sender import download  # aiogram is imported for Telegram only
+
+    return await download(config, ref)
+
+
 DOWNLOADERS: dict[str, Callable[[JsonObject, str], Awaitable[tuple[bytes, str | None]]]] = {
-    "telegram": download,
+    "telegram": telegram_download,
     "whatsapp": whatsapp_download,
 }
 
@@ -396,6 +397,8 @@ async def _poll(ctx: Ctx, channel_id: str, config: dict[str, Any]) -> int:
     wait_s = int(ctx.get("telegram_poll_wait_s", POLL_WAIT_S))
     offset: int | None = None
     total = 0
+    from channels.telegram.sender import delete_webhook, get_updates  # aiogram: Telegram only
+
     await delete_webhook(config)  # getUpdates answers 409 while a webhook is set
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -466,9 +469,7 @@ async def schedule_telegram_pollers(ctx: Ctx) -> int:
 async def startup(ctx: Ctx) -> None:
     """The Telegram Bots pool, an HTTP session for external bots, and the chat-job waker."""
     egress: Egress = ctx.get("egress") or channels_policy()
-    bots = Bots(egress=egress)
-    share(bots)
-    ctx["bots"] = bots
+    telegram_pool.enable(egress)  # the Bots pool is made when a Telegram channel first calls
     ctx["http"] = egress.session()
     if "redis" in ctx:
         redis: ArqRedis = ctx["redis"]
@@ -489,9 +490,7 @@ async def shutdown(ctx: Ctx) -> None:
     await bot.settle()
     if (http := ctx.get("http")) is not None:
         await http.close()
-    if (bots := ctx.get("bots")) is not None:
-        share(None)
-        await bots.close()
+    await telegram_pool.close()
 
 
 FUNCTIONS: list[Any] = [

@@ -43,7 +43,9 @@ from aiohttp import ClientError, ClientResponseError, ClientTimeout
 
 from channels.base import Attachment, JsonObject, OutboundMessage, SendResult
 from channels.egress import Egress, channels_policy
+from channels.telegram import pool
 from channels.telegram.config import BotConfig
+from channels.telegram.errors import BotAPIError as BotAPIError
 from channels.telegram.updates import ALLOWED_UPDATES, message_key
 
 TEXT_LIMIT = 4096  # characters per message, counted in UTF-16 code units
@@ -53,18 +55,6 @@ DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 BLOCKED = "blocked by the user"
 PARSE_MODE = "HTML"
 MESSAGE_KEY = re.compile(r"-?[0-9]+:([0-9]+)")
-
-
-class BotAPIError(Exception):
-    """What the Bot API (or the way to it) refused; `temporary` errors are worth a retry."""
-
-    def __init__(
-        self, reason: str, *, temporary: bool = False, retry_after_s: float | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.temporary = temporary
-        self.retry_after_s = retry_after_s
 
 
 class Bots:
@@ -127,6 +117,10 @@ async def bot_for(config: JsonObject, bots: Bots | None) -> AsyncIterator[tuple[
     settings = BotConfig.from_json(config)
     if bots is None and _shared is not None and _shared.usable():
         bots = _shared
+    if bots is None:
+        made = pool.get(lambda egress: Bots(egress=egress))  # the worker's, made on first use
+        if made is not None and made.usable():
+            bots = made
     if bots is not None:
         yield bots.get(settings), settings
         return
