@@ -14,13 +14,17 @@ the same domain is recognised as that company.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 
+import structlog
 from sqlalchemy import text
 
 from crm import normalizers
 from crm.base import Sessions
 from crm.import_batch import ImportReport, RelationIn, RowIn, Touched, write_batch
+
+log = structlog.get_logger(__name__)
 
 # --- normalising one row --------------------------------------------------------------------------
 
@@ -125,27 +129,37 @@ async def import_rows(
     relations: dict[str, RelationIn] = {}
     touched = Touched()
     batches = 0
+    writing: asyncio.Task[None] | None = None  # the batch being written while the next is read
 
-    async def flush() -> None:
+    async def write(rows_in: list[RowIn], relations_in: dict[str, RelationIn]) -> None:
         nonlocal batches
-        if not pending and not relations:
-            return
         async with sessions() as session, session.begin():
             conn = await session.connection()
-            await write_batch(conn, pending, relations, dedup, report, touched)
+            await write_batch(conn, rows_in, relations_in, dedup, report, touched)
         batches += 1
         if batches in (1, 4, 16, 64):  # the tables grew: give the planner fresh statistics
             async with sessions() as session, session.begin():
                 await session.execute(text("ANALYZE relations, contacts, identities, projects"))
         if progress is not None:
-            progress(len(pending))
-        pending.clear()
-        relations.clear()
+            progress(len(rows_in))
+
+    async def flush() -> None:
+        """Hand the batch to a writer and go on reading: PostgreSQL writes one batch while
+        Python normalises the next (one in flight, so they commit in file order)."""
+        nonlocal pending, relations, writing
+        if not pending and not relations:
+            return
+        if writing is not None:
+            await writing
+        writing = asyncio.create_task(write(pending, relations))
+        pending, relations = [], {}
 
     try:
         for number, item in enumerate(rows, start=2):
             line, row = item if isinstance(item, tuple) else (number, item)
             report.rows += 1
+            if report.rows % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # the writer sends its next statement meanwhile
             contact, relation = _normalise(line, row, region, report)
             if relation is not None:
                 relations.setdefault(relation.key, relation)
@@ -156,7 +170,13 @@ async def import_rows(
             if len(pending) >= batch or len(relations) >= batch:
                 await flush()
         await flush()
+        if writing is not None:
+            await writing
     finally:
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])  # reading failed: the batch in flight still commits
+            if not writing.cancelled() and writing.exception() is not None:
+                log.warning("import batch failed", error=str(writing.exception()))
         # What the committed batches wrote is searchable even when a later batch failed.
         recount = report.contacts_created + report.relations_created >= RECOUNT_AFTER
         await refresh_documents(sessions, touched, words_later=recount)
@@ -184,7 +204,9 @@ async def analyze_documents(sessions: Sessions, written: int) -> None:
 
 
 RECOUNT_AFTER = 10_000  # new records after which an import recounts the indexed words
-REFRESH_CHUNK = 20_000  # records per statement of the refresh at the end
+YIELD_EVERY = 200  # rows read between two turns of the writer
+REFRESH_CHUNK = 10_000  # records per statement of the refresh at the end
+REFRESH_LANES = 2  # statements of the refresh at once (cores of the database server they use)
 
 
 async def refresh_documents(sessions: Sessions, touched: Touched, *, words_later: bool) -> None:
@@ -200,17 +222,29 @@ async def refresh_documents(sessions: Sessions, touched: Touched, *, words_later
             {"ids": sorted(touched.project_relations)},
         )
         contacts = touched.contacts | set(extra)
-    for kind, ids in (
-        ("relations", touched.relations),
-        ("projects", touched.projects),
-        ("contacts", contacts),
-    ):
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), REFRESH_CHUNK):
-            async with sessions() as session, session.begin():
-                if words_later:
-                    await session.execute(text("SET LOCAL switchboard.words = 'later'"))
-                await session.execute(
-                    text(f"SELECT sb_refresh_{kind}(CAST(:ids AS bigint[]))"),
-                    {"ids": ordered[start : start + REFRESH_CHUNK]},
-                )
+    chunks = [
+        (kind, ordered[start : start + REFRESH_CHUNK])
+        for kind, ids in (
+            ("relations", touched.relations),
+            ("projects", touched.projects),
+            ("contacts", contacts),
+        )
+        if (ordered := sorted(ids))
+        for start in range(0, len(ordered), REFRESH_CHUNK)
+    ]
+    # A document's words come from the records' tables, not from other documents: the chunks
+    # are independent, and PostgreSQL builds them on as many cores as run them. (Only when the
+    # words are recounted afterwards: sb_remember_words of two chunks would race on a new word.)
+    lanes = asyncio.Semaphore(REFRESH_LANES if words_later else 1)
+
+    async def refresh(kind: str, ids: list[int]) -> None:
+        async with lanes, sessions() as session, session.begin():
+            if words_later:
+                await session.execute(text("SET LOCAL switchboard.words = 'later'"))
+            await session.execute(
+                text(f"SELECT sb_refresh_{kind}(CAST(:ids AS bigint[]))"), {"ids": ids}
+            )
+
+    async with asyncio.TaskGroup() as group:  # a failed chunk cancels the others
+        for kind, ids in chunks:
+            group.create_task(refresh(kind, ids))

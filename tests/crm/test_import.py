@@ -214,3 +214,41 @@ async def test_a_batch_that_fails_leaves_the_committed_batches_searchable(
     # Both batches were committed before the failure; their documents were written after it.
     assert [h.external_id for h in jan["contact"]] == ["X-1"]
     assert [h.external_id for h in piet["contact"]] == ["X-2"]
+
+
+async def test_a_big_import_refreshes_its_documents_in_parallel_chunks_and_counts_words(
+    sessions: Sessions, monkeypatch: Any
+) -> None:
+    """An import past RECOUNT_AFTER writes its batches while reading the next, refreshes the
+    documents in chunks on two connections at once, then recounts the words: every record is
+    found, with its company and project, and the typo widening knows the new words."""
+    from crm import importer
+
+    monkeypatch.setattr(importer, "RECOUNT_AFTER", 1)
+    monkeypatch.setattr(importer, "REFRESH_CHUNK", 3)
+    monkeypatch.setattr(importer, "YIELD_EVERY", 2)
+    cities = ["Almere", "Zwolle", "Breda"]
+    rows = [
+        {
+            "external_id": f"P-{i}",
+            "relation": f"Bouwbedrijf {name}",
+            "first_name": first,
+            "last_name": name,
+            "city": cities[i % 3],
+            "project": f"Renovatie {cities[(i + 1) % 3]}" if i % 2 else "",
+        }
+        for i, (first, name) in enumerate(
+            (f, n) for f in ("Jan", "Piet", "Kees") for n in ("Visser", "Smit", "Dekker", "Bos")
+        )
+    ]
+    report = await import_rows(sessions, rows, batch=4)
+    assert (report.contacts_created, report.relations_created) == (12, 4)
+    async with sessions() as session:
+        for row in rows:
+            found = await search(session, f"{row['first_name']} {row['last_name']} bouwbedrijf")
+            assert [h.external_id for h in found["contact"]] == [row["external_id"]], row
+            if row["project"]:
+                hits = await search(session, f"{row['first_name']} {row['project']}")
+                assert row["external_id"] in [h.external_id for h in hits["contact"]], row
+        counted = await session.scalar(text("SELECT docs FROM search_words WHERE word = 'dekker'"))
+    assert counted == 4  # the three Dekkers and their company
