@@ -165,7 +165,7 @@ def run_worker(
     settings: Settings, engine_urls: EngineUrls, sessions: Sessions
 ) -> Callable[[], Any]:
     """Run a real arq worker until the queue is empty (burst mode)."""
-    from workers.worker import make_worker
+    from workers.worker import close_worker, make_worker
 
     async def go() -> None:
         worker = make_worker(
@@ -179,7 +179,7 @@ def run_worker(
         try:
             await worker.main()
         finally:
-            await worker.close()
+            await close_worker(worker)
 
     return go
 

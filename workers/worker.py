@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -119,3 +120,15 @@ def make_worker(
         burst=burst,
         poll_delay=0.05,
     )
+
+
+async def close_worker(worker: Worker) -> None:
+    """Close an arq worker so that its shutdown always runs.
+
+    arq's close() waits for the jobs still running and only then runs on_shutdown, which stops
+    the drainers and disposes of the engine. A job that ended cancelled (a cron job caught by a
+    stop, say) makes that wait raise instead, and the shutdown never runs: the drainers would
+    go on claiming events. So the jobs are awaited here first, however they end."""
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    worker.tasks.clear()
+    await worker.close()

@@ -126,6 +126,8 @@ def with_worker(app: web.Application, start_worker: object) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await worker.close()
+        from workers.worker import close_worker
+
+        await close_worker(worker)
 
     app.cleanup_ctx.append(run)

@@ -202,7 +202,7 @@ def _serve_child(make_app: Callable[[], web.Application], host: str, port: int) 
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst: bool) -> None:
     """Run an arq worker: processes journaled events and runs the cron jobs."""
-    from workers.worker import make_worker
+    from workers.worker import close_worker, make_worker
 
     s = settings()
     # The modules' objects (tens of thousands) stay out of every later collection: a full one
@@ -218,7 +218,7 @@ def worker(burst: bool) -> None:
             except asyncio.CancelledError:
                 click.echo("worker stopped", err=True)
             finally:
-                await w.close()
+                await close_worker(w)
 
         run(go())
 

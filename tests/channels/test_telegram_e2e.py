@@ -31,7 +31,7 @@ from inbox.routing.models import BusinessCalendar, Holiday
 from inbox.service.engines import EngineUrls
 from inbox.settings import Settings
 from workers import bot as bot_jobs
-from workers.worker import make_worker
+from workers.worker import close_worker, make_worker
 
 Client = TestClient[Any, Any]
 JAN = {
@@ -589,7 +589,7 @@ async def test_outside_business_hours_the_bot_says_when_someone_answers(
     try:
         await worker.main()
     finally:
-        await worker.close()
+        await close_worker(worker)
     # Monday 23 November is a holiday: Tuesday 08:30 in Amsterdam.
     assert texts(bot_api) == [
         "Ik geef het gesprek door aan een collega. We zijn nu gesloten; dinsdag 24 november om "

@@ -4,6 +4,7 @@ exactly once; a poisoned event fails alone while the rest of its batch is proces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import defaultdict
@@ -410,3 +411,30 @@ async def test_a_callers_update_and_new_call_in_one_batch_take_effect_in_the_ord
         tasks = (await session.scalars(select(Task))).all()
         first = await session.scalar(select(Activity.id).where(Activity.external_id == "a"))
     assert [(t.kind, t.activity_id) for t in tasks] == [("call_back", first)]
+
+
+async def test_a_worker_whose_job_ended_cancelled_still_stops_its_drainers(
+    settings: Settings, engine_urls: EngineUrls, sessions: Sessions
+) -> None:
+    """arq's close() waits for the running jobs first; a job that ended cancelled made that wait
+    raise and the shutdown never ran, leaving the drainers claiming events (in a test run: the
+    events of every later test). close_worker runs the shutdown however the jobs ended."""
+    from workers.worker import close_worker, make_worker
+
+    worker = make_worker(
+        settings, engine_urls.database_url, engine_urls.redis_url, handle_signals=False
+    )
+    main = asyncio.create_task(worker.main())
+    deadline = time.monotonic() + 30
+    while "drainer" not in worker.ctx:
+        assert time.monotonic() < deadline and not main.done(), "the worker did not start"
+        await asyncio.sleep(0.05)
+    drainer = worker.ctx["drainer"]
+    job = asyncio.create_task(asyncio.sleep(60))  # a cron job, caught by the stop
+    job.cancel()
+    worker.tasks["cron:deliver_webhooks:1"] = job
+    main.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await main
+    await close_worker(worker)
+    assert all(task.done() for task in drainer.tasks)
