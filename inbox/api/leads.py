@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.lists import check_changes
+from crm.lists import Invalid, check_changes
 from crm.models import Activity, Contact, Identity, Lead, Relation, Task, User
 from crm.opportunities import Draft, create_opportunity
 from inbox.api.router import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
@@ -21,6 +21,16 @@ from inbox.schemas import (
     LeadQuery,
     QualifyIn,
 )
+
+
+async def open_lead(session: AsyncSession, lead_id: int) -> Lead:
+    """The lead, locked for this transaction; 404 when there is none, 409 once converted."""
+    lead = await session.get(Lead, lead_id, with_for_update=True)
+    if lead is None:
+        raise not_found("lead")
+    if lead.status == "converted":
+        raise ApiError(409, "converted", "this lead is already converted")
+    return lead
 
 
 @API.route(
@@ -56,11 +66,7 @@ async def list_leads(req: ApiRequest) -> LeadPage:
 async def qualify_lead(req: ApiRequest) -> LeadOut:
     body: QualifyIn = req.body
     async with req.sessions() as session, session.begin():
-        lead = await session.get(Lead, req.path_int("lead_id"), with_for_update=True)
-        if lead is None:
-            raise not_found("lead")
-        if lead.status == "converted":
-            raise ApiError(409, "converted", "this lead is already converted")
+        lead = await open_lead(session, req.path_int("lead_id"))
         lead.status = body.status
     return LeadOut.model_validate(lead)
 
@@ -76,18 +82,14 @@ async def qualify_lead(req: ApiRequest) -> LeadOut:
 async def update_lead(req: ApiRequest) -> LeadOut:
     body: LeadPatch = req.body
     async with req.sessions() as session, session.begin():
-        lead = await session.get(Lead, req.path_int("lead_id"), with_for_update=True)
-        if lead is None:
-            raise not_found("lead")
-        if lead.status == "converted":
-            raise ApiError(409, "converted", "this lead is already converted")
+        lead = await open_lead(session, req.path_int("lead_id"))
         changes = body.model_dump(exclude_unset=True)
-        if changes.get("status", "") is None:
-            raise ApiError(422, "invalid", "status: a lead always has one")
+        if "status" in changes and changes["status"] is None:
+            raise Invalid("status", "a lead always has one")
         if (owner := changes.get("owner_id")) is not None:
             user = await session.get(User, owner)
             if user is None or not user.is_active:
-                raise ApiError(422, "invalid", "owner_id: no such active user")
+                raise Invalid("owner_id", "no such active user")
         changes = await check_changes(session, "lead", changes, lead.custom_fields)
         for name, value in changes.items():
             setattr(lead, name, value)
@@ -106,11 +108,7 @@ async def update_lead(req: ApiRequest) -> LeadOut:
 async def convert_lead(req: ApiRequest) -> ConvertOut:
     body: ConvertIn = req.body
     async with req.sessions() as session, session.begin():
-        lead = await session.get(Lead, req.path_int("lead_id"), with_for_update=True)
-        if lead is None:
-            raise not_found("lead")
-        if lead.status == "converted":
-            raise ApiError(409, "converted", "this lead is already converted")
+        lead = await open_lead(session, req.path_int("lead_id"))
         contact_id, relation_id = await convert(session, lead, body, req.principal.user_id)
         opportunity_id = None
         if body.opportunity is not None:  # fails as a whole: no relation or contact stays

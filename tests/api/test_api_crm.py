@@ -368,9 +368,15 @@ async def test_a_lead_is_updated_until_it_is_converted(
         "contacted",
         owner.id,
     )
-    for body in ({"owner_id": gone.id}, {"owner_id": 999_999}, {"status": "converted"}):
+    for body in (
+        {"owner_id": gone.id},
+        {"owner_id": 999_999},
+        {"status": "converted"},
+        {"status": None},
+    ):
         refused = await client.patch(at, json=body, headers=headers)
         assert refused.status == 422, body
+        assert (await refused.json())["error"]["details"][0]["loc"][0] in body, body
     converted = await client.post(f"{at}/convert", json={}, headers=headers)
     assert converted.status == 201, await converted.text()
     late = await client.patch(at, json={"name": "Mark de Bakker"}, headers=headers)
