@@ -193,10 +193,6 @@ async def _matches(
     return list((await session.execute(sql, values)).all())
 
 
-def tsquery(terms: list[str]) -> str:
-    return tsquery_of([[t] for t in terms])
-
-
 def tsquery_of(alternatives: list[list[str]]) -> str:
     """Every group must match, any word of a group by prefix: '(hamer:* | hammer:*) & jan:*'."""
     return " & ".join("(" + " | ".join(f"{w}:*" for w in group) + ")" for group in alternatives)

@@ -364,3 +364,38 @@ async def test_notes_are_internal_messages(
     ]
     async with sessions() as session:
         assert (await session.scalars(select(Message))).one().author_id == world["sales"].id
+
+
+async def test_a_token_records_its_use_at_most_once_a_minute_and_a_revoked_one_is_refused(
+    client: Client, sessions: Sessions, login: Callable[..., Any]
+) -> None:
+    """The token check reads in autocommit; its once-a-minute write of last_used_at commits on
+    its own, and revocation applies to the very next call."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from inbox.api.auth import revoke_token
+    from inbox.models import ApiToken
+
+    headers = await login("agent")
+
+    async def last_used() -> datetime | None:
+        async with sessions() as session:
+            return await session.scalar(select(ApiToken.last_used_at))
+
+    assert (await client.get("/api/me", headers=headers)).status == 200
+    first = await last_used()
+    assert first is not None
+    assert (await client.get("/api/me", headers=headers)).status == 200
+    assert await last_used() == first  # not again within the minute
+    async with sessions() as session, session.begin():
+        await session.execute(update(ApiToken).values(last_used_at=first - timedelta(minutes=2)))
+    assert (await client.get("/api/me", headers=headers)).status == 200
+    later = await last_used()
+    assert later is not None and later > first - timedelta(minutes=1)
+    assert later <= datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        token_id = await session.scalar(select(ApiToken.id))
+        await revoke_token(session, token_id)
+    assert (await client.get("/api/me", headers=headers)).status == 401
