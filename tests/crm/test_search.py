@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import Engine
 
 from crm import search as crm_search
@@ -380,3 +380,13 @@ async def test_old_word_counts_serve_while_new_ones_load_in_the_background(
     async with sessions() as session:
         assert (await crm_search.word_counts(session)).docs(["zwartenkot"]) == 1
     crm_search._counts.clear()
+
+
+async def test_every_connection_reads_tables_from_their_start(sessions: Sessions) -> None:
+    """A common word reads the documents in table order: with synchronized scans a big table's
+    read starts wherever another read of it has got to, and the same query would answer with
+    other records each time."""
+    for _ in range(2):  # a connection back from the pool keeps it
+        async with sessions() as session:
+            assert await session.scalar(text("SHOW synchronize_seqscans")) == "off"
+            await session.rollback()
