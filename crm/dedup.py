@@ -15,7 +15,7 @@ those rows back.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,7 @@ from crm.models import (
     Relation,
     Task,
 )
+from crm.weights import Sample, Weights, fit, load
 
 RELATION_THRESHOLD = 0.85
 
@@ -370,15 +371,22 @@ _RELATION_PAIRS = text(
 )
 
 
-async def find_clusters(session: AsyncSession) -> int:
-    """Score blocked pairs, store the likely ones with their cluster; returns pairs stored."""
+DEFAULT_THRESHOLD = 0.5  # for a weights file that sets none
+
+
+async def find_clusters(session: AsyncSession, weights: Weights | None = None) -> int:
+    """Score blocked pairs, store the likely ones with their cluster; returns pairs stored.
+    A contact pair is likely when its probability reaches the threshold of `weights` (by
+    default the shipped file's)."""
+    w = weights or load_weights()
+    threshold = threshold_of(w)
     contact_pairs = [(r.a, r.b) for r in (await session.execute(_CONTACT_PAIRS)).all()]
     contacts = await _contact_rows(session, {i for p in contact_pairs for i in p})
     scored: list[tuple[str, int, int, float, dict[str, str]]] = []
     for a, b in contact_pairs:
         if a in contacts and b in contacts:
-            score, reasons = contact_pair_score(contacts[a], contacts[b])
-            if score >= 0.5:
+            score, reasons = contact_pair_score(contacts[a], contacts[b], w)
+            if score >= threshold:
                 scored.append(("contact", a, b, score, reasons))
     relation_pairs = (await session.execute(_RELATION_PAIRS)).all()
     names = {
@@ -516,19 +524,6 @@ class PersonRecord:
     ids: frozenset[str] = frozenset()  # e-mail keys, phone numbers, customer or social numbers
 
 
-# Field weights: how much agreement on each says about being the same person.
-WEIGHTS = {
-    "surname": 3.0,
-    "given": 2.0,
-    "birth_date": 3.0,
-    "company": 2.0,
-    "address": 1.5,
-    "postcode": 1.5,
-    "city": 1.0,
-    "id": 3.0,
-}
-
-
 def _surname_in_given(a: PersonRecord, b: PersonRecord) -> PersonRecord:
     """A lone name is often the surname ('Stevenson' beside 'Robert Stevenson'): read it as
     one when it is closer to the other record's surname than to its given name."""
@@ -542,22 +537,63 @@ def _surname_in_given(a: PersonRecord, b: PersonRecord) -> PersonRecord:
 
 
 SAME_ID = 0.99  # a shared address, number or id: the same person, whatever the names say
+PACKAGED_WEIGHTS = "dedup_weights.json"
+# An agreement (0..1) read as a level: the largest step at or below it, in percent.
+STEPS = (100, 90, 80, 70, 60, 50, 30)
+
+
+def load_weights(path: str | None = None) -> Weights:
+    """The pair scorer's weights: a refit in `path` (`switchboard duplicates train`) when there
+    is one, else the ones shipped in crm/data (fitted by bench/duplicates.py --write-weights)."""
+    return load(path, packaged=PACKAGED_WEIGHTS)
+
+
+def level_of(agreement: float) -> str:
+    percent = round(agreement * 100)
+    return next((str(step) for step in STEPS if percent >= step), "differ")
+
+
+def person_pair_levels(a: PersonRecord, b: PersonRecord) -> dict[str, str] | None:
+    """The agreement level of each field both records have; None when they share an id."""
+    sims = person_pair_agreement(a, b)
+    return None if sims is None else {f: level_of(v) for f, v in sims.items()}
 
 
 def person_pair_score(
-    a: PersonRecord, b: PersonRecord, weights: Mapping[str, float] = WEIGHTS
+    a: PersonRecord, b: PersonRecord, weights: Weights | None = None
 ) -> tuple[float, dict[str, str]]:
-    """Weighted agreement (0..1) over the fields both records have, with the reason per field.
-    `weights` are the field weights (a benchmark fits its own on a dev half, as splink trains a
-    model per dataset)."""
+    """The probability that two records are one person (Fellegi–Sunter form: the prior and a
+    log-odds weight per field and agreement level, summed), with the agreement per field."""
     sims = person_pair_agreement(a, b)
     if sims is None:
         return SAME_ID, {"id": "same address, number or id"}
+    return agreement_score(sims, weights or load_weights()), {
+        f: f"{v * 100:.0f}" for f, v in sims.items()
+    }
+
+
+def agreement_score(sims: Mapping[str, float] | None, weights: Weights) -> float:
+    """person_pair_score's probability from the agreements person_pair_agreement gave."""
+    if sims is None:
+        return SAME_ID
     if not sims:
-        return 0.0, {}
-    total = sum(weights[f] for f in sims)
-    score = sum(weights[f] * v for f, v in sims.items()) / total if total else 0.0
-    return round(score, 4), {f: f"{v * 100:.0f}" for f, v in sims.items()}
+        return 0.0
+    return round(weights.probability({f: level_of(v) for f, v in sims.items()}), 4)
+
+
+def threshold_of(weights: Weights) -> float:
+    """The probability at or above which a pair is a likely duplicate."""
+    return DEFAULT_THRESHOLD if weights.threshold is None else weights.threshold
+
+
+def refit(samples: Sequence[Sample], start: Weights, keep: Iterable[str] = ()) -> Weights:
+    """The weights refitted on decided pairs (levels, same person or not), from `start`: the
+    evidence of a level only grows stronger (see crm.weights.fit), as the decided pairs are
+    the ones the job listed, which all agree on the fields it blocks on."""
+    matches = sum(match for _, match in samples)
+    return fit(
+        samples, start=start, fitted_on=f"{len(samples)} pairs, {matches} matches", keep=keep
+    )
 
 
 def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] | None:
@@ -614,19 +650,147 @@ def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] 
     return sims
 
 
-def contact_pair_score(a: ContactRow, b: ContactRow) -> tuple[float, dict[str, str]]:
+def contact_pair_score(
+    a: ContactRow, b: ContactRow, weights: Weights | None = None
+) -> tuple[float, dict[str, str]]:
     """How likely two contacts are one person: names, company, shared address or number, city."""
+    return person_pair_score(contact_record(a), contact_record(b), weights)
 
-    def record(c: ContactRow) -> PersonRecord:
-        name = normalizers.person_name(f"{c.first_name} {c.last_name}".strip() or c.full_name)
-        given = name.given[0] if name.given else name.initials[:1]
-        surname = f"{name.particles} {name.surname}".strip()
-        return PersonRecord(
-            given=given,
-            surname=surname,
-            company=c.relation,
-            city=c.city,
-            ids=frozenset(c.emails | c.phones),
+
+def contact_record(c: ContactRow) -> PersonRecord:
+    """What the pair scorer compares of a contact."""
+    name = normalizers.person_name(f"{c.first_name} {c.last_name}".strip() or c.full_name)
+    given = name.given[0] if name.given else name.initials[:1]
+    surname = f"{name.particles} {name.surname}".strip()
+    return PersonRecord(
+        given=given,
+        surname=surname,
+        company=c.relation,
+        city=c.city,
+        ids=frozenset(c.emails | c.phones),
+    )
+
+
+async def training_pairs(
+    session: AsyncSession, weights: Weights
+) -> tuple[list[Sample], list[Sample]]:
+    """What `switchboard duplicates train` learns from, as levels: the pairs people decided,
+    and the pairs the job scores below its threshold that nobody decided (two people: the job
+    does not list them and nobody merged them; without them the decided pairs, nearly all
+    listed, would read a likely pair as the rule). Pairs sharing an address or number are left
+    out: such a pair is decided without weights."""
+    decided = await _decided_pairs(session)
+    seen = {tuple(sorted((a.id, b.id))) for a, b, _ in decided}
+    seen |= {
+        (r.record_id, r.other_id)
+        for r in (
+            await session.execute(
+                select(DuplicateCandidate.record_id, DuplicateCandidate.other_id).where(
+                    DuplicateCandidate.kind == "contact"
+                )
+            )
+        ).all()
+    }
+    blocked = [
+        (r.a, r.b) for r in (await session.execute(_CONTACT_PAIRS)).all() if (r.a, r.b) not in seen
+    ]
+    contacts = await _contact_rows(session, {i for p in blocked for i in p})
+    threshold = threshold_of(weights)
+    unlisted = [
+        (contacts[a], contacts[b], False)
+        for a, b in blocked
+        if a in contacts
+        and b in contacts
+        and contact_pair_score(contacts[a], contacts[b], weights)[0] < threshold
+    ]
+    return _levels(decided), _levels(unlisted)
+
+
+def _levels(pairs: list[tuple[ContactRow, ContactRow, bool]]) -> list[Sample]:
+    out: list[Sample] = []
+    for a, b, same in pairs:
+        levels = person_pair_levels(contact_record(a), contact_record(b))
+        if levels is not None:
+            out.append((levels, same))
+    return out
+
+
+async def _decided_pairs(session: AsyncSession) -> list[tuple[ContactRow, ContactRow, bool]]:
+    """The contact pairs people decided: a merge says one person (until it is undone), an
+    undone merge or a dismissed duplicate pair says two. A merged-away contact is read from
+    the merge's snapshot and the identities that moved; the target as it was before (without
+    the fields the merge filled)."""
+    merges = (
+        await session.scalars(select(Merge).where(Merge.kind == "contact").order_by(Merge.id))
+    ).all()
+    dismissed = (
+        await session.execute(
+            select(DuplicateCandidate.record_id, DuplicateCandidate.other_id).where(
+                DuplicateCandidate.kind == "contact", DuplicateCandidate.status == "dismissed"
+            )
         )
-
-    return person_pair_score(record(a), record(b))
+    ).all()
+    live = [m for m in merges if m.undone_at is None]
+    rows = await _contact_rows(
+        session,
+        {m.target_id for m in merges}
+        | {m.source_id for m in merges if m.undone_at is not None}
+        | {i for pair in dismissed for i in pair},
+    )
+    moved_ids = {m.id: set(m.moved.get("rows", {}).get("identities.contact_id", [])) for m in live}
+    keys = {
+        i.id: i
+        for i in (
+            await session.execute(
+                select(Identity.id, Identity.kind, Identity.key).where(
+                    Identity.id.in_({i for ids in moved_ids.values() for i in ids})
+                )
+            )
+        ).all()
+    }
+    relations: dict[int, str] = dict(
+        (
+            await session.execute(
+                select(Relation.id, Relation.name).where(
+                    Relation.id.in_({m.snapshot.get("relation_id") for m in live})
+                )
+            )
+        ).all()
+    )
+    pairs: list[tuple[ContactRow, ContactRow, bool]] = []
+    for m in merges:
+        if m.undone_at is not None:
+            if m.source_id in rows and m.target_id in rows:
+                pairs.append((rows[m.source_id], rows[m.target_id], False))
+            continue
+        if m.target_id not in rows:
+            continue  # merged on again: what it was is gone
+        moved = [keys[i] for i in moved_ids[m.id] if i in keys]
+        emails = {i.key for i in moved if i.kind == "email" and i.key}
+        phones = {i.key for i in moved if i.kind != "email" and i.key}
+        snap = m.snapshot
+        source = ContactRow(
+            m.source_id,
+            snap.get("first_name") or "",
+            snap.get("last_name") or "",
+            snap.get("full_name") or "",
+            relations.get(snap.get("relation_id") or 0, ""),
+            snap.get("city") or "",
+            emails,
+            phones,
+        )
+        target = rows[m.target_id]
+        filled = set(m.moved.get("filled", []))
+        before = replace(
+            target,
+            first_name="" if "first_name" in filled else target.first_name,
+            last_name="" if "last_name" in filled else target.last_name,
+            city="" if "city" in filled else target.city,
+            emails=target.emails - emails,
+            phones=target.phones - phones,
+        )
+        pairs.append((source, before, True))
+    for x, y in dismissed:
+        if x in rows and y in rows:
+            pairs.append((rows[x], rows[y], False))
+    return pairs
