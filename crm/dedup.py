@@ -41,7 +41,7 @@ from crm.models import (
     Relation,
     Task,
 )
-from crm.weights import Sample, Weights, fit, load
+from crm.weights import Sample, Weights, fit, load, same_person_name
 
 RELATION_THRESHOLD = 0.85
 
@@ -618,6 +618,8 @@ def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] 
     if g and h:
         if g == h:
             sims["given"] = 1.0
+        elif same_person_name(g, h):  # 'tom' and 'thomas', 'kees' and 'cornelis'
+            sims["given"] = 0.9
         elif len(g) == 1 or len(h) == 1:
             sims["given"] = 0.8 if g[0] == h[0] else 0.0
         elif g.startswith(h) or h.startswith(g) or JaroWinkler.normalized_similarity(g, h) >= 0.9:
@@ -628,7 +630,8 @@ def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] 
             sims["given"] = 0.0
     if a.birth_date and b.birth_date:
         d = OSA.distance(a.birth_date, b.birth_date)
-        sims["birth_date"] = 1.0 if d == 0 else 0.6 if d == 1 else 0.0
+        same_year = a.birth_date[:4] == b.birth_date[:4]
+        sims["birth_date"] = 1.0 if d == 0 else 0.6 if d == 1 else 0.3 if same_year else 0.0
     if a.company and b.company:
         sims["company"] = (
             fuzz.token_set_ratio(normalizers.company(a.company), normalizers.company(b.company))
@@ -639,8 +642,12 @@ def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] 
             fuzz.token_set_ratio(normalizers.fold(a.address), normalizers.fold(b.address)) / 100
         )
     if a.postcode and b.postcode:
-        d = OSA.distance(a.postcode.replace(" ", ""), b.postcode.replace(" ", ""))
-        sims["postcode"] = 1.0 if d == 0 else 0.5 if d == 1 else 0.0
+        x, y = a.postcode.replace(" ", ""), b.postcode.replace(" ", "")
+        d = OSA.distance(x, y)
+        # the same district: a British postcode's outward part (all but its last three), else
+        # the first three digits
+        district = x[:-3] == y[:-3] if min(len(x), len(y)) > 4 else x[:3] == y[:3]
+        sims["postcode"] = 1.0 if d == 0 else 0.5 if d == 1 else 0.3 if district else 0.0
     if a.city and b.city:
         sims["city"] = 1.0 if normalizers.fold(a.city) == normalizers.fold(b.city) else (
             0.7 if fuzz.ratio(normalizers.fold(a.city), normalizers.fold(b.city)) >= 85 else 0.0

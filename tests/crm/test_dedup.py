@@ -67,6 +67,27 @@ def test_only_fields_both_records_have_count() -> None:
     assert person_pair_score(PersonRecord(), JAN) == (0.0, {})
 
 
+def test_nicknames_birth_years_and_postcode_districts_agree_in_part() -> None:
+    tom = PersonRecord(
+        given="Tom", surname="Chudleigh", birth_date="1630-08-01", postcode="TQ13 8DF"
+    )
+    thomas = PersonRecord(
+        given="Thomas", surname="Chudleigh", birth_date="1630-05-11", postcode="TQ13 8JR"
+    )
+    assert person_pair_levels(tom, thomas) == {
+        "given": "90",
+        "surname": "100",
+        "birth_date": "30",
+        "postcode": "30",
+    }
+    elsewhere = PersonRecord(given="Tom", birth_date="1631-08-02", postcode="TQ14 8DF")
+    assert person_pair_levels(elsewhere, thomas) == {
+        "given": "90",
+        "birth_date": "differ",
+        "postcode": "differ",
+    }
+
+
 def test_agreements_read_as_levels_in_steps() -> None:
     assert [level_of(v) for v in (1.0, 0.95, 0.8, 0.7, 0.6, 0.5, 0.3, 0.29, 0.0)] == [
         "100", "90", "80", "70", "60", "50", "30", "differ", "differ"
