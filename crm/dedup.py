@@ -5,6 +5,10 @@ existing contact above the review threshold: the same evidence (names, company, 
 number, city) that links an inbound message. Relations compare their names without legal form
 (trigram index on normalized_name), KvK number and company domain.
 
+The periodic job scores blocked contact pairs in the Fellegi–Sunter form (person_pair_score: a
+log-odds weight per field and agreement level) with crm/data/dedup_weights.json, or the refit
+`switchboard duplicates train` made from people's merges and dismissals (training_pairs).
+
 A merge moves every row that points at the source (identities, conversations, activities, tasks,
 leads, reviews; for a relation also its contacts and projects) to the target in a few set-based
 UPDATEs, fills the target's empty fields from the source, records the source row and the ids
