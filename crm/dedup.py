@@ -653,9 +653,16 @@ def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] 
         district = x[:-3] == y[:-3] if min(len(x), len(y)) > 4 else x[:3] == y[:3]
         sims["postcode"] = 1.0 if d == 0 else 0.5 if d == 1 else 0.3 if district else 0.0
     if a.city and b.city:
-        sims["city"] = 1.0 if normalizers.fold(a.city) == normalizers.fold(b.city) else (
-            0.7 if fuzz.ratio(normalizers.fold(a.city), normalizers.fold(b.city)) >= 85 else 0.0
-        )  # fmt: skip
+        x, y = normalizers.fold(a.city), normalizers.fold(b.city)
+        sims["city"] = (
+            1.0
+            if x == y
+            else 0.7
+            if fuzz.ratio(x, y) >= 85
+            else 0.5  # one names a part of the other ('west devon', 'bristol, city of')
+            if fuzz.token_set_ratio(x, y) == 100
+            else 0.0
+        )
     if a.ids and b.ids:
         sims["id"] = 0.0  # both have numbers or addresses, none shared
     return sims

@@ -67,18 +67,27 @@ def test_only_fields_both_records_have_count() -> None:
     assert person_pair_score(PersonRecord(), JAN) == (0.0, {})
 
 
-def test_nicknames_birth_years_and_postcode_districts_agree_in_part() -> None:
+def test_nicknames_birth_years_postcode_districts_and_places_within_agree_in_part() -> None:
     tom = PersonRecord(
-        given="Tom", surname="Chudleigh", birth_date="1630-08-01", postcode="TQ13 8DF"
+        given="Tom",
+        surname="Chudleigh",
+        birth_date="1630-08-01",
+        postcode="TQ13 8DF",
+        city="West Devon",
     )
     thomas = PersonRecord(
-        given="Thomas", surname="Chudleigh", birth_date="1630-05-11", postcode="TQ13 8JR"
+        given="Thomas",
+        surname="Chudleigh",
+        birth_date="1630-05-11",
+        postcode="TQ13 8JR",
+        city="Devon",
     )
     assert person_pair_levels(tom, thomas) == {
         "given": "90",
         "surname": "100",
         "birth_date": "30",
         "postcode": "30",
+        "city": "50",
     }
     elsewhere = PersonRecord(given="Tom", birth_date="1631-08-02", postcode="TQ14 8DF")
     assert person_pair_levels(elsewhere, thomas) == {
@@ -86,6 +95,7 @@ def test_nicknames_birth_years_and_postcode_districts_agree_in_part() -> None:
         "birth_date": "differ",
         "postcode": "differ",
     }
+    assert person_pair_levels(PersonRecord(city="Dover"), thomas) == {"city": "differ"}
 
 
 def test_agreements_read_as_levels_in_steps() -> None:
