@@ -3,9 +3,11 @@ through them with a history of every stage move, and the weighted value of a pip
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -28,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm.base import Base, Json, Timestamped
+from crm.base import Base, Json, Sessions, Timestamped
 from crm.lists import Invalid, check_record_fields, require_value
 from crm.models import Contact, Lead, Relation, Team, TeamMember, User, one_of
 
@@ -430,14 +432,15 @@ def on_board(since: ColumnElement[datetime]) -> ColumnElement[bool]:
 
 
 async def pipeline_value(
-    session: AsyncSession,
+    sessions: Sessions,
     pipeline_id: int,
     visible: ColumnElement[bool] | None = None,
     closed_days: int = CLOSED_DAYS,
 ) -> tuple[list[StageValue], list[OwnerValue]]:
     """Count, amount and weighted amount (amount x probability) per stage of the pipeline (won
     and lost ones closed in the last closed_days), and of its open opportunities per owner, over
-    the opportunities the caller may see."""
+    the opportunities the caller may see. (The two sums are read at once, on two connections:
+    tens of thousands of rows each on a busy pipeline.)"""
     seen = true() if visible is None else visible
     columns = (Opportunity.stage_id, Opportunity.amount, Opportunity.probability)
     # Two index-only reads (open; closed lately) rather than one OR over the whole pipeline.
@@ -462,13 +465,13 @@ async def pipeline_value(
         .group_by(rows.c.stage_id)
         .subquery()
     )
-    stages = await session.execute(
+    by_stage = (
         select(PipelineStage, per_stage.c.count, per_stage.c.amount, per_stage.c.weighted)
         .outerjoin(per_stage, per_stage.c.stage_id == PipelineStage.id)
         .where(PipelineStage.pipeline_id == pipeline_id)
         .order_by(PipelineStage.position, PipelineStage.id)
     )
-    owners = await session.execute(
+    by_owner = (
         select(
             Opportunity.owner_id,
             User.name,
@@ -481,6 +484,13 @@ async def pipeline_value(
         .group_by(Opportunity.owner_id, User.name)
         .order_by(WEIGHTED.desc())
     )
+
+    async def read(statement: Any) -> list[Any]:
+        async with sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return list((await session.execute(statement)).all())
+
+    stages, owners = await asyncio.gather(read(by_stage), read(by_owner))
     return (
         [
             StageValue(

@@ -3,6 +3,7 @@ update and move through stages with a history), and the weighted value per stage
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -285,9 +286,9 @@ async def get_pipeline_value(req: ApiRequest) -> PipelineValue:
     async with req.sessions() as session:
         if await session.get(Pipeline, pipeline_id) is None:
             raise not_found("pipeline")
-        stages, owners = await pipeline_value(
-            session, pipeline_id, visible_opportunities(req.principal), req.query.closed_days
-        )
+    stages, owners = await pipeline_value(
+        req.sessions, pipeline_id, visible_opportunities(req.principal), req.query.closed_days
+    )
     open_stages = [s for s in stages if s.outcome == "open"]
     return PipelineValue(
         pipeline_id=pipeline_id,
@@ -462,11 +463,22 @@ class BoardQuery(BaseModel):
 )
 async def get_board(req: ApiRequest) -> Board:
     pipeline_id = req.path_int("pipeline_id")
-    value = await get_pipeline_value(req)
+    # The sums and the cards are read at once, on connections of their own.
+    value = asyncio.ensure_future(get_pipeline_value(req))
+    try:
+        shown, cards = await board_cards(req, pipeline_id)
+        return Board(pipeline=shown, value=await value, cards=cards)
+    finally:  # a refusal of either: the other is stopped, and its outcome taken
+        value.cancel()
+        await asyncio.gather(value, return_exceptions=True)
+
+
+async def board_cards(req: ApiRequest, pipeline_id: int) -> tuple[PipelineOut, list[BoardCard]]:
     visible = visible_opportunities(req.principal)
     async with req.sessions() as session:
         pipeline = await session.get(Pipeline, pipeline_id)
-        assert pipeline is not None  # the value above answered 404 otherwise
+        if pipeline is None:
+            raise not_found("pipeline")
         shown = PipelineOut.model_validate(pipeline)
         ids = await board_ids(session, pipeline_id, visible, BOARD_PER_STAGE, req.query.closed_days)
         rows = (
@@ -491,4 +503,4 @@ async def get_board(req: ApiRequest) -> Board:
         )
         for row in rows
     ]
-    return Board(pipeline=shown, value=value, cards=cards)
+    return shown, cards

@@ -211,6 +211,21 @@ async def test_weighted_value_per_stage_and_owner(client: Client, people: dict[s
         ("Sales", 2, 3000.0, 900.0),
     ]
     assert (value["open_amount"], value["open_weighted"]) == (7500.0, 3900.0)
+    # The board: the same value, and every card with its names, newest first per stage.
+    board = await client.get(f"/api/pipelines/{s['id']}/board", headers=people["manager"])
+    assert board.status == 200, await board.text()
+    body = await board.json()
+    assert body["value"] == value and body["pipeline"]["id"] == s["id"]
+    assert sorted((c["name"], c["owner_name"], c["weighted"]) for c in body["cards"]) == [
+        ("a", "Sales", 100.0),
+        ("b", "Sales", 800.0),
+        ("c", "Colleague", 200.0),
+        ("d", "Colleague", 2800.0),
+        ("e", "Sales", 3000.0),
+        ("f", "Colleague", 0.0),
+    ]
+    missing = await client.get("/api/pipelines/999999/board", headers=people["manager"])
+    assert missing.status == 404
 
 
 async def test_agents_see_their_own_and_their_teams_opportunities_only(
@@ -253,6 +268,11 @@ async def test_agents_see_their_own_and_their_teams_opportunities_only(
         await client.get(f"/api/pipelines/{mine['pipeline_id']}/value", headers=people["service"])
     ).json()
     assert sum(x["count"] for x in value["stages"]) == 1
+    board = await (
+        await client.get(f"/api/pipelines/{mine['pipeline_id']}/board", headers=people["service"])
+    ).json()
+    assert [c["name"] for c in board["cards"]] == ["van service"]
+    assert sum(x["count"] for x in board["value"]["stages"]) == 1
     for who in ("sales", "service"):
         refused = await client.post(
             "/api/pipelines",
