@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from crm import search as crm_search
 from crm.models import (
@@ -327,6 +327,19 @@ async def test_a_small_limit_keeps_the_best_of_each_kind(sessions: Sessions) -> 
             every = await crm_search.search(session, q, limit=50)
             best = await crm_search.search(session, q, limit=1)
         assert best == {kind: hits[:1] for kind, hits in every.items()}, q
+
+
+async def test_a_documents_prefixes_are_its_words_first_two_to_six_letters(
+    sessions: Sessions,
+) -> None:
+    """sb_prefixes (the prefix index's expression): each prefix once, none of one letter."""
+    async with sessions() as session:
+        prefixes = await session.scalar(
+            text("SELECT sb_prefixes(to_tsvector('simple', 'jan hamerslag a de jan'))::text")
+        )
+        empty = await session.scalar(text("SELECT sb_prefixes(''::tsvector)::text"))
+    assert prefixes == "'de' 'ha' 'ham' 'hame' 'hamer' 'hamers' 'ja' 'jan'"
+    assert empty == ""
 
 
 async def test_old_word_counts_serve_while_new_ones_load_in_the_background(
