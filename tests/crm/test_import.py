@@ -252,3 +252,26 @@ async def test_a_big_import_refreshes_its_documents_in_parallel_chunks_and_count
                 assert row["external_id"] in [h.external_id for h in hits["contact"]], row
         counted = await session.scalar(text("SELECT docs FROM search_words WHERE word = 'dekker'"))
     assert counted == 4  # the three Dekkers and their company
+
+
+async def test_a_batch_is_planned_for_its_own_arrays_and_commits_without_waiting_for_the_wal(
+    sessions: Sessions,
+) -> None:
+    """A batch's transaction: the index triggers stand aside, every statement gets a plan for
+    the arrays it is given (a generic plan of the relation lookup once took 10-16 s a batch)
+    and the commit does not wait for the WAL flush (a rerun imports a lost batch again)."""
+    from crm.import_batch import ImportReport, Touched, write_batch
+
+    async with sessions() as session, session.begin():
+        conn = await session.connection()
+        await write_batch(conn, [], {}, False, ImportReport(), Touched())
+        settings = await conn.execute(
+            text(
+                "SELECT current_setting('switchboard.bulk'), current_setting('plan_cache_mode'),"
+                " current_setting('synchronous_commit')"
+            )
+        )
+        assert tuple(settings.one()) == ("on", "force_custom_plan", "off")
+    async with sessions() as session:
+        after = await session.scalar(text("SELECT current_setting('plan_cache_mode')"))
+    assert after == "auto"  # for the batch's transaction only
