@@ -82,7 +82,8 @@ class Hit:
 #   that hold them all come within a few thousand rows, sooner than a bitmap of all of them
 #   (tens of thousands) is built. ts_match_vq is the @@ no index answers: the plan is that scan.
 _QUERY = """
-SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, own FROM (
+SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, own, {widened} AS widened
+FROM (
   SELECT d.kind, d.record_id, d.title, d.subtitle, d.fields, d.external_id, d.relation_id,
          d.active_at, {own} AS own
   FROM search_documents d
@@ -90,7 +91,15 @@ SELECT kind, record_id, title, subtitle, fields, external_id, relation_id, own F
   LIMIT :pool
 ) hits ORDER BY own DESC, active_at DESC NULLS LAST, record_id DESC LIMIT :ranked
 """
-SCAN = "ts_match_vq(d.doc, CAST(:full AS tsquery))"
+# The query as typed and, only when it finds nothing, the widened one: one round trip (the
+# second branch is cut off by a one-time check of the first's result).
+_OR_WIDENED = """
+WITH typed AS ({typed})
+SELECT * FROM typed
+UNION ALL
+SELECT * FROM ({widened}) w WHERE NOT EXISTS (SELECT 1 FROM typed)
+"""
+SCAN = "ts_match_vq(d.doc, CAST(:full{n} AS tsquery))"
 SCAN_DOCS = 20_000  # documents expected to hold every word, from which the table is read
 RARE_LONG = 2_000  # documents holding a long word, below which its own index entries lead
 RANKED = 50
@@ -135,23 +144,25 @@ async def search(
         )
     bind = dict(params or {}) | {"pool": POOL, "ranked": max(RANKED, limit * 5)}
     groups = [[t] for t in terms]
-    rows = await _matches(session, groups, where, bind)
-    if not rows:
+    counts = await word_counts(session)
+    widened = groups
+    if any(not counts.docs(g) for g in groups):
+        # A word that starts no indexed word (as of the counts, a minute old at most): a typo,
+        # most likely. The widened query rides along, run only when the query as typed finds
+        # nothing (a word new since the counts still finds its own records first).
+        widened = await close_words(session, terms)
+    rows = await _matches(session, groups, where, bind, widened if widened != groups else None)
+    used = bool(rows) and rows[0].widened
+    if not rows and widened == groups:
+        # Every word starts some indexed word, and only their combination finds nothing.
         widened = await close_words(session, terms)
         if widened != groups:
-            rows = await _matches(session, widened, where, bind)
-            terms = [w for alternatives in widened for w in alternatives]
+            rows, used = await _matches(session, widened, where, bind), True
+    if used:
+        terms = [w for alternatives in widened for w in alternatives]
     out: dict[str, list[Hit]] = {}
-    patterns = [
-        (
-            term,
-            re.compile(rf"(^|[^a-z0-9]){re.escape(term)}"),
-            re.compile(rf"(^|[^a-z0-9]){re.escape(term)}([^a-z0-9]|$)"),
-        )
-        for term in terms
-    ]
-    for kind, found in within_reach(rows, limit, len(patterns)).items():
-        out[kind] = [rank(row, patterns) for row in found]
+    for kind, found in within_reach(rows, limit, len(terms)).items():
+        out[kind] = [rank(row, terms) for row in found]
     return {
         kind: sorted(hits, key=lambda h: -h.score)[:limit]
         for kind in KINDS
@@ -160,37 +171,57 @@ async def search(
 
 
 async def _matches(
-    session: AsyncSession, groups: list[list[str]], where: list[str], bind: dict[str, Any]
+    session: AsyncSession,
+    groups: list[list[str]],
+    where: list[str],
+    bind: dict[str, Any],
+    widened: list[list[str]] | None = None,
 ) -> list[Any]:
-    """The documents with a word starting with some word of each group, ranked (_QUERY)."""
+    """The documents with a word starting with some word of each group, ranked (_QUERY); with
+    `widened`, those of the widened groups when there are none (the rows' `widened` says)."""
+    counts = await word_counts(session)
+    values = dict(bind)
+    sql = _select(groups, where, counts, values, "")
+    if widened is not None:
+        sql = _OR_WIDENED.format(typed=sql, widened=_select(widened, where, counts, values, "w"))
+    return list((await session.execute(text(sql), values)).all())
+
+
+def _select(
+    groups: list[list[str]], where: list[str], counts: WordCounts, values: dict[str, Any], n: str
+) -> str:
+    """_QUERY for these groups in the plan their words' counts call for; its parameters (named
+    with the suffix n) go into values."""
     own = " + ".join(
-        f"(d.doc @@ CAST(:own{i} AS tsquery) OR lower(coalesce(d.fields ->> 'city', '')) ~ :city{i})::int"
+        f"(d.doc @@ CAST(:own{n}{i} AS tsquery) "
+        f"OR lower(coalesce(d.fields ->> 'city', '')) ~ :city{n}{i})::int"
         for i in range(len(groups))
     )
-    counts = await word_counts(session)
-    values = bind | {"full": tsquery_of(groups)}
+    scan = SCAN.format(n=n)
+    values[f"full{n}"] = tsquery_of(groups)
     if counts.together(groups) >= SCAN_DOCS:
-        match = SCAN
+        match = scan
     else:
         rarest = min(groups, key=counts.docs)
         long = any(len(w) > PREFIX for g in groups for w in g)
         if any(len(w) > PREFIX for w in rarest) and counts.docs(rarest) < RARE_LONG:
             # A long word few documents hold (a new one, a typo, digits): its few entries in
             # the index of whole words, the other words checked on what they find.
-            values["long"] = tsquery_of([rarest])
-            match = f"d.doc @@ CAST(:long AS tsquery) AND {SCAN}"
+            values[f"long{n}"] = tsquery_of([rarest])
+            match = f"d.doc @@ CAST(:long{n} AS tsquery) AND {scan}"
         else:
-            values["prefixes"] = " & ".join(
+            values[f"prefixes{n}"] = " & ".join(
                 "(" + " | ".join(sorted({w[:PREFIX] for w in g})) + ")" for g in groups
             )
-            match = "sb_prefixes(d.doc) @@ CAST(:prefixes AS tsquery)" + (
-                f" AND {SCAN}" if long else ""
+            match = f"sb_prefixes(d.doc) @@ CAST(:prefixes{n} AS tsquery)" + (
+                f" AND {scan}" if long else ""
             )
-    sql = text(_QUERY.format(own=own, match=match, where=" ".join(where)))
     for i, group in enumerate(groups):
-        values[f"own{i}"] = " | ".join(f"{w}:*AB" for w in group)
-        values[f"city{i}"] = f"(^|[^a-z0-9])({'|'.join(group)})"
-    return list((await session.execute(sql, values)).all())
+        values[f"own{n}{i}"] = " | ".join(f"{w}:*AB" for w in group)
+        values[f"city{n}{i}"] = f"(^|[^a-z0-9])({'|'.join(group)})"
+    return _QUERY.format(
+        own=own, match=match, where=" ".join(where), widened="true" if n else "false"
+    )
 
 
 def tsquery_of(alternatives: list[list[str]]) -> str:
@@ -350,21 +381,38 @@ def within_reach(rows: list[Any], limit: int, patterns: int) -> dict[str, list[A
     return by_kind
 
 
-def rank(row: Any, patterns: list[tuple[str, re.Pattern[str], re.Pattern[str]]]) -> Hit:
+ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def word_at(text: str, term: str) -> int:
+    """2 when term is a whole word of the (folded) text, 1 when it only starts one, else 0.
+    (A word starts after a character other than a-z and 0-9, as in the documents.)"""
+    found = 0
+    at = text.find(term)
+    while at >= 0:
+        if at == 0 or text[at - 1] not in ALNUM:
+            end = at + len(term)
+            if end == len(text) or text[end] not in ALNUM:
+                return 2
+            found = 1
+        at = text.find(term, at + 1)
+    return found
+
+
+def rank(row: Any, terms: list[str]) -> Hit:
     """Query words in the record's own fields first, then in the title, then whole words."""
     title = row.title or ""
     folded_title = fold(title)
     score = WEIGHT[row.kind] + OWN * row.own
     matched: list[str] = []
     fields = [(path, fold(str(value))) for path, value in (row.fields or {}).items()]
-    for term, prefix, whole in patterns:
-        # (A substring test first: most fields do not hold the word at all.)
-        if term in folded_title and prefix.search(folded_title):
+    for term in terms:
+        if word_at(folded_title, term):
             score += TITLE
         for path, folded in fields:
-            if term in folded and prefix.search(folded):
+            if at := word_at(folded, term):
                 matched.append(f"{path}:{term}")
-                if whole.search(folded):
+                if at == 2:
                     score += WHOLE
                 break
     return Hit(

@@ -225,6 +225,10 @@ class ConvertIn(BaseModel):
     relation_name: str | None = Field(default=None, max_length=300)
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=150)
+    # Custom fields of the relation (when one is made) and of the contact the lead becomes:
+    # checked like any other write of them, the required ones included.
+    relation_custom_fields: dict[str, Any] = Field(default_factory=dict)
+    contact_custom_fields: dict[str, Any] = Field(default_factory=dict)
     opportunity: OpportunityFromLead | None = None  # created in the same transaction
 
 

@@ -7,7 +7,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import normalizers
-from crm.lists import Invalid, check_changes
+from crm.base import Json
+from crm.lists import Invalid, check_changes, check_record_fields
 from crm.models import Activity, Contact, Identity, Lead, Relation, Task, User
 from crm.opportunities import Draft, create_opportunity
 from inbox.api.router import API, ApiError, ApiRequest, decode_cursor, encode_cursor, not_found
@@ -129,6 +130,15 @@ async def convert_lead(req: ApiRequest) -> ConvertOut:
     )
 
 
+async def custom_fields_of(session: AsyncSession, record_type: str, values: Json) -> Json:
+    """A new record's custom fields, checked (a required one missing is refused, named as the
+    conversion's own field: contact_custom_fields.<key>)."""
+    try:
+        return await check_record_fields(session, record_type, values)
+    except Invalid as exc:
+        raise Invalid(f"{record_type}_{exc.field}", exc.message) from None
+
+
 async def convert(
     session: AsyncSession, lead: Lead, body: ConvertIn, user_id: int
 ) -> tuple[int, int | None]:
@@ -137,12 +147,17 @@ async def convert(
     if relation_id is not None and await session.get(Relation, relation_id) is None:
         raise ApiError(422, "invalid", "no such relation")
     name = body.relation_name or lead.company
-    if relation_id is None and name:
+    makes_relation = relation_id is None and bool(name)
+    if body.relation_custom_fields and not makes_relation:
+        raise Invalid("relation_custom_fields", "only for a relation the conversion makes")
+    contact_fields = await custom_fields_of(session, "contact", body.contact_custom_fields)
+    if makes_relation:
         relation = Relation(
             name=name,
-            normalized_name=normalizers.company(name),
+            normalized_name=normalizers.company(name or ""),
             status="prospect",
             account_manager_id=lead.owner_id or user_id,
+            custom_fields=await custom_fields_of(session, "relation", body.relation_custom_fields),
         )
         session.add(relation)
         await session.flush()
@@ -155,6 +170,7 @@ async def convert(
         first_name=first,
         last_name=last,
         full_name=" ".join(x for x in (first, last) if x) or lead.name or "?",
+        custom_fields=contact_fields,
     )
     session.add(contact)
     await session.flush()

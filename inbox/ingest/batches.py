@@ -187,15 +187,12 @@ async def process_events(
             if outcomes[event.id].status == "processed":  # a batch's first failure stands
                 outcomes[event.id] = outcome
     await record_outcomes(session, list(outcomes.values()), now)
-    # Outbound webhook events of the whole batch, in its transaction: one statement.
-    await outbox_events.emit_ingested(
-        session,
-        {
-            (c.id, m.external_id)
-            for e, c, m in work
-            if outcomes[e.id].status == "processed" and (c.id, m.external_id) not in existing
-        },
-    )
+    # Outbound webhook events of the whole batch, in its transaction: one statement. Of the
+    # messages it created: a provider's batch whose one message failed stored the others.
+    new = {(c.id, m.external_id) for e, c, m in work} - existing
+    if any(outcomes[e.id].status != "processed" for e, _, _ in work):
+        new = await stored_messages(session, sorted(new))
+    await outbox_events.emit_ingested(session, new)
     return [outcomes[e.id] for e in events]
 
 

@@ -156,6 +156,9 @@ async def test_login_sets_a_session_and_unsafe_calls_need_the_csrf_token(
     csrf = (await good.json())["csrf_token"]
     me = await client.get("/api/me")
     assert (await me.json())["name"] == "Sales"
+    # Every API answer, a refusal too, says how long the server took on it.
+    timing = me.headers["Server-Timing"]
+    assert timing.startswith("app;dur=") and float(timing.removeprefix("app;dur=")) > 0
     conv = world["sales_conv"].id
     without = await client.post(f"/api/conversations/{conv}/notes", json={"text": "intern"})
     assert without.status == 403 and (await without.json())["error"]["code"] == "csrf"
@@ -164,7 +167,8 @@ async def test_login_sets_a_session_and_unsafe_calls_need_the_csrf_token(
     )
     assert with_token.status == 201
     await client.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
-    assert (await client.get("/api/me")).status == 401
+    refused = await client.get("/api/me")
+    assert refused.status == 401 and refused.headers["Server-Timing"].startswith("app;dur=")
 
 
 async def test_login_is_rate_limited(client: Client, world: dict[str, Any]) -> None:

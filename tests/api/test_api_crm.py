@@ -382,3 +382,48 @@ async def test_a_lead_is_updated_until_it_is_converted(
     late = await client.patch(at, json={"name": "Mark de Bakker"}, headers=headers)
     assert late.status == 409
     assert (await client.patch("/api/leads/999999", json={}, headers=headers)).status == 404
+
+
+async def test_converting_a_lead_checks_the_new_records_custom_fields(
+    client: Client, sessions: Sessions, login: Callable[..., Any]
+) -> None:
+    admin = await login("admin")
+    for field in (
+        {"record_type": "relation", "key": "segment", "label": "Segment", "type": "choice",
+         "choices": ["MKB", "Overheid"], "required": True},
+        {"record_type": "contact", "key": "birthday", "label": "Verjaardag", "type": "date",
+         "required": True},
+    ):  # fmt: skip
+        created = await client.post("/api/settings/custom-fields", json=field, headers=admin)
+        assert created.status == 201, await created.text()
+    lead = await client.post(
+        "/api/leads",
+        json={"name": "Mark Bakker", "company": "Bakker Dakwerken", "force": True},
+        headers=admin,
+    )
+    at = f"/api/leads/{(await lead.json())['id']}/convert"
+    good = {"segment": "MKB"}, {"birthday": "1970-05-01"}
+    for relation_fields, contact_fields, loc in [
+        ({}, good[1], ["relation_custom_fields", "segment"]),  # required
+        ({"segment": "Zzp"}, good[1], ["relation_custom_fields", "segment"]),  # no such choice
+        (good[0], {}, ["contact_custom_fields", "birthday"]),
+        (good[0], {"birthday": "morgen"}, ["contact_custom_fields", "birthday"]),
+    ]:
+        body = {"relation_custom_fields": relation_fields, "contact_custom_fields": contact_fields}
+        refused = await client.post(at, json=body, headers=admin)
+        assert refused.status == 422, body
+        assert (await refused.json())["error"]["details"][0]["loc"] == loc, body
+    async with sessions() as session:  # nothing of a refused conversion stays
+        assert await session.scalar(select(func.count()).select_from(Relation)) == 0
+    converted = await client.post(
+        at,
+        json={"relation_custom_fields": good[0], "contact_custom_fields": good[1]},
+        headers=admin,
+    )
+    assert converted.status == 201, await converted.text()
+    out = await converted.json()
+    async with sessions() as session:
+        relation = await session.get(Relation, out["relation_id"])
+        contact = await session.get(Contact, out["contact_id"])
+    assert relation is not None and relation.custom_fields == {"segment": "MKB"}
+    assert contact is not None and contact.custom_fields == {"birthday": "1970-05-01"}

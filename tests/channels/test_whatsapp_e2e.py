@@ -21,6 +21,7 @@ from inbox.bot.demo import seed_knowledge_base
 from inbox.db import Sessions
 from inbox.ingest.channels import add_channel
 from inbox.models import Attachment, Channel, Conversation, Event, Message
+from inbox.outbox.models import WebhookDelivery, WebhookSubscription
 from inbox.settings import Settings
 from workers.jobs import replay_events
 from workers.worker import policy_from
@@ -379,3 +380,46 @@ async def test_the_bot_answers_on_whatsapp_and_hands_over_on_the_button(
     assert conversation.handled_by == "human"
     async with sessions() as session:
         assert (await session.scalars(select(Task.kind))).all()
+
+
+async def test_a_batch_whose_one_message_is_refused_still_reports_the_others_to_integrators(
+    client: Client, sessions: Sessions, run_worker: Callable[[], Any], graph: FakeGraphAPI
+) -> None:
+    channel = await whatsapp_channel(sessions, graph)
+    async with sessions() as session, session.begin():
+        session.add(
+            WebhookSubscription(
+                url="https://hooks.example.com/crm",
+                secret="s3cret-of-the-integrator-0123456789",
+                events=["message.created"],
+                active=True,
+            )
+        )
+    batch = fresh("batch__messages_and_statuses.json")
+    texts = [
+        m
+        for entry in batch["entry"]
+        for change in entry["changes"]
+        for m in change["value"].get("messages", [])
+    ]
+    texts[0]["text"]["body"] += "\x00"  # valid JSON, a NUL PostgreSQL cannot store
+    assert (await post(client, channel, batch)).status == 202
+    await run_worker()
+
+    async with sessions() as session:
+        [event] = (await session.execute(select(Event.status, Event.error))).all()
+        stored = (
+            await session.execute(
+                select(Message.id, Message.external_id).where(Message.direction == "inbound")
+            )
+        ).all()
+        reported = (
+            await session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.event_type == "message.created")
+            )
+        ).all()
+    assert event.status == "failed" and event.error is not None and "0x00" in event.error
+    assert sorted(row.external_id for row in stored) == sorted(m["id"] for m in texts[1:])
+    assert sorted(r.payload["data"]["message"]["id"] for r in reported) == sorted(
+        row.id for row in stored
+    )
