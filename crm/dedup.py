@@ -5,6 +5,10 @@ existing contact above the review threshold: the same evidence (names, company, 
 number, city) that links an inbound message. Relations compare their names without legal form
 (trigram index on normalized_name), KvK number and company domain.
 
+The periodic job scores blocked contact pairs in the Fellegi–Sunter form (person_pair_score: a
+log-odds weight per field and agreement level) with crm/data/dedup_weights.json, or the refit
+`switchboard duplicates train` made from people's merges and dismissals (training_pairs).
+
 A merge moves every row that points at the source (identities, conversations, activities, tasks,
 leads, reviews; for a relation also its contacts and projects) to the target in a few set-based
 UPDATEs, fills the target's empty fields from the source, records the source row and the ids
@@ -15,7 +19,7 @@ those rows back.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +45,7 @@ from crm.models import (
     Relation,
     Task,
 )
+from crm.weights import Sample, Weights, fit, load, same_person_name
 
 RELATION_THRESHOLD = 0.85
 
@@ -370,15 +375,22 @@ _RELATION_PAIRS = text(
 )
 
 
-async def find_clusters(session: AsyncSession) -> int:
-    """Score blocked pairs, store the likely ones with their cluster; returns pairs stored."""
+DEFAULT_THRESHOLD = 0.5  # for a weights file that sets none
+
+
+async def find_clusters(session: AsyncSession, weights: Weights | None = None) -> int:
+    """Score blocked pairs, store the likely ones with their cluster; returns pairs stored.
+    A contact pair is likely when its probability reaches the threshold of `weights` (by
+    default the shipped file's)."""
+    w = weights or load_weights()
+    threshold = threshold_of(w)
     contact_pairs = [(r.a, r.b) for r in (await session.execute(_CONTACT_PAIRS)).all()]
     contacts = await _contact_rows(session, {i for p in contact_pairs for i in p})
     scored: list[tuple[str, int, int, float, dict[str, str]]] = []
     for a, b in contact_pairs:
         if a in contacts and b in contacts:
-            score, reasons = contact_pair_score(contacts[a], contacts[b])
-            if score >= 0.5:
+            score, reasons = contact_pair_score(contacts[a], contacts[b], w)
+            if score >= threshold:
                 scored.append(("contact", a, b, score, reasons))
     relation_pairs = (await session.execute(_RELATION_PAIRS)).all()
     names = {
@@ -516,19 +528,6 @@ class PersonRecord:
     ids: frozenset[str] = frozenset()  # e-mail keys, phone numbers, customer or social numbers
 
 
-# Field weights: how much agreement on each says about being the same person.
-WEIGHTS = {
-    "surname": 3.0,
-    "given": 2.0,
-    "birth_date": 3.0,
-    "company": 2.0,
-    "address": 1.5,
-    "postcode": 1.5,
-    "city": 1.0,
-    "id": 3.0,
-}
-
-
 def _surname_in_given(a: PersonRecord, b: PersonRecord) -> PersonRecord:
     """A lone name is often the surname ('Stevenson' beside 'Robert Stevenson'): read it as
     one when it is closer to the other record's surname than to its given name."""
@@ -542,22 +541,63 @@ def _surname_in_given(a: PersonRecord, b: PersonRecord) -> PersonRecord:
 
 
 SAME_ID = 0.99  # a shared address, number or id: the same person, whatever the names say
+PACKAGED_WEIGHTS = "dedup_weights.json"
+# An agreement (0..1) read as a level: the largest step at or below it, in percent.
+STEPS = (100, 90, 80, 70, 60, 50, 30)
+
+
+def load_weights(path: str | None = None) -> Weights:
+    """The pair scorer's weights: a refit in `path` (`switchboard duplicates train`) when there
+    is one, else the ones shipped in crm/data (fitted by bench/duplicates.py --write-weights)."""
+    return load(path, packaged=PACKAGED_WEIGHTS)
+
+
+def level_of(agreement: float) -> str:
+    percent = round(agreement * 100)
+    return next((str(step) for step in STEPS if percent >= step), "differ")
+
+
+def person_pair_levels(a: PersonRecord, b: PersonRecord) -> dict[str, str] | None:
+    """The agreement level of each field both records have; None when they share an id."""
+    sims = person_pair_agreement(a, b)
+    return None if sims is None else {f: level_of(v) for f, v in sims.items()}
 
 
 def person_pair_score(
-    a: PersonRecord, b: PersonRecord, weights: Mapping[str, float] = WEIGHTS
+    a: PersonRecord, b: PersonRecord, weights: Weights | None = None
 ) -> tuple[float, dict[str, str]]:
-    """Weighted agreement (0..1) over the fields both records have, with the reason per field.
-    `weights` are the field weights (a benchmark fits its own on a dev half, as splink trains a
-    model per dataset)."""
+    """The probability that two records are one person (Fellegi–Sunter form: the prior and a
+    log-odds weight per field and agreement level, summed), with the agreement per field."""
     sims = person_pair_agreement(a, b)
     if sims is None:
         return SAME_ID, {"id": "same address, number or id"}
+    return agreement_score(sims, weights or load_weights()), {
+        f: f"{v * 100:.0f}" for f, v in sims.items()
+    }
+
+
+def agreement_score(sims: Mapping[str, float] | None, weights: Weights) -> float:
+    """person_pair_score's probability from the agreements person_pair_agreement gave."""
+    if sims is None:
+        return SAME_ID
     if not sims:
-        return 0.0, {}
-    total = sum(weights[f] for f in sims)
-    score = sum(weights[f] * v for f, v in sims.items()) / total if total else 0.0
-    return round(score, 4), {f: f"{v * 100:.0f}" for f, v in sims.items()}
+        return 0.0
+    return round(weights.probability({f: level_of(v) for f, v in sims.items()}), 4)
+
+
+def threshold_of(weights: Weights) -> float:
+    """The probability at or above which a pair is a likely duplicate."""
+    return DEFAULT_THRESHOLD if weights.threshold is None else weights.threshold
+
+
+def refit(samples: Sequence[Sample], start: Weights, keep: Iterable[str] = ()) -> Weights:
+    """The weights refitted on decided pairs (levels, same person or not), from `start`: the
+    evidence of a level only grows stronger (see crm.weights.fit), as the decided pairs are
+    the ones the job listed, which all agree on the fields it blocks on."""
+    matches = sum(match for _, match in samples)
+    return fit(
+        samples, start=start, fitted_on=f"{len(samples)} pairs, {matches} matches", keep=keep
+    )
 
 
 def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] | None:
@@ -582,6 +622,8 @@ def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] 
     if g and h:
         if g == h:
             sims["given"] = 1.0
+        elif same_person_name(g, h):  # 'tom' and 'thomas', 'kees' and 'cornelis'
+            sims["given"] = 0.9
         elif len(g) == 1 or len(h) == 1:
             sims["given"] = 0.8 if g[0] == h[0] else 0.0
         elif g.startswith(h) or h.startswith(g) or JaroWinkler.normalized_similarity(g, h) >= 0.9:
@@ -592,7 +634,8 @@ def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] 
             sims["given"] = 0.0
     if a.birth_date and b.birth_date:
         d = OSA.distance(a.birth_date, b.birth_date)
-        sims["birth_date"] = 1.0 if d == 0 else 0.6 if d == 1 else 0.0
+        same_year = a.birth_date[:4] == b.birth_date[:4]
+        sims["birth_date"] = 1.0 if d == 0 else 0.6 if d == 1 else 0.3 if same_year else 0.0
     if a.company and b.company:
         sims["company"] = (
             fuzz.token_set_ratio(normalizers.company(a.company), normalizers.company(b.company))
@@ -603,30 +646,169 @@ def person_pair_agreement(a: PersonRecord, b: PersonRecord) -> dict[str, float] 
             fuzz.token_set_ratio(normalizers.fold(a.address), normalizers.fold(b.address)) / 100
         )
     if a.postcode and b.postcode:
-        d = OSA.distance(a.postcode.replace(" ", ""), b.postcode.replace(" ", ""))
-        sims["postcode"] = 1.0 if d == 0 else 0.5 if d == 1 else 0.0
+        x, y = a.postcode.replace(" ", ""), b.postcode.replace(" ", "")
+        d = OSA.distance(x, y)
+        # the same district: a British postcode's outward part (all but its last three), else
+        # the first three digits
+        district = x[:-3] == y[:-3] if min(len(x), len(y)) > 4 else x[:3] == y[:3]
+        sims["postcode"] = 1.0 if d == 0 else 0.5 if d == 1 else 0.3 if district else 0.0
     if a.city and b.city:
-        sims["city"] = 1.0 if normalizers.fold(a.city) == normalizers.fold(b.city) else (
-            0.7 if fuzz.ratio(normalizers.fold(a.city), normalizers.fold(b.city)) >= 85 else 0.0
-        )  # fmt: skip
+        x, y = normalizers.fold(a.city), normalizers.fold(b.city)
+        sims["city"] = (
+            1.0
+            if x == y
+            else 0.7
+            if fuzz.ratio(x, y) >= 85
+            else 0.5  # one names a part of the other ('west devon', 'bristol, city of')
+            if fuzz.token_set_ratio(x, y) == 100
+            else 0.0
+        )
     if a.ids and b.ids:
         sims["id"] = 0.0  # both have numbers or addresses, none shared
     return sims
 
 
-def contact_pair_score(a: ContactRow, b: ContactRow) -> tuple[float, dict[str, str]]:
+def contact_pair_score(
+    a: ContactRow, b: ContactRow, weights: Weights | None = None
+) -> tuple[float, dict[str, str]]:
     """How likely two contacts are one person: names, company, shared address or number, city."""
+    return person_pair_score(contact_record(a), contact_record(b), weights)
 
-    def record(c: ContactRow) -> PersonRecord:
-        name = normalizers.person_name(f"{c.first_name} {c.last_name}".strip() or c.full_name)
-        given = name.given[0] if name.given else name.initials[:1]
-        surname = f"{name.particles} {name.surname}".strip()
-        return PersonRecord(
-            given=given,
-            surname=surname,
-            company=c.relation,
-            city=c.city,
-            ids=frozenset(c.emails | c.phones),
+
+def contact_record(c: ContactRow) -> PersonRecord:
+    """What the pair scorer compares of a contact."""
+    name = normalizers.person_name(f"{c.first_name} {c.last_name}".strip() or c.full_name)
+    given = name.given[0] if name.given else name.initials[:1]
+    surname = f"{name.particles} {name.surname}".strip()
+    return PersonRecord(
+        given=given,
+        surname=surname,
+        company=c.relation,
+        city=c.city,
+        ids=frozenset(c.emails | c.phones),
+    )
+
+
+async def training_pairs(
+    session: AsyncSession, weights: Weights
+) -> tuple[list[Sample], list[Sample]]:
+    """What `switchboard duplicates train` learns from, as levels: the pairs people decided,
+    and the pairs the job scores below its threshold that nobody decided (two people: the job
+    does not list them and nobody merged them; without them the decided pairs, nearly all
+    listed, would read a likely pair as the rule). Pairs sharing an address or number are left
+    out: such a pair is decided without weights."""
+    decided = await _decided_pairs(session)
+    seen = {tuple(sorted((a.id, b.id))) for a, b, _ in decided}
+    seen |= {
+        (r.record_id, r.other_id)
+        for r in (
+            await session.execute(
+                select(DuplicateCandidate.record_id, DuplicateCandidate.other_id).where(
+                    DuplicateCandidate.kind == "contact"
+                )
+            )
+        ).all()
+    }
+    blocked = [
+        (r.a, r.b) for r in (await session.execute(_CONTACT_PAIRS)).all() if (r.a, r.b) not in seen
+    ]
+    contacts = await _contact_rows(session, {i for p in blocked for i in p})
+    threshold = threshold_of(weights)
+    unlisted = [
+        (contacts[a], contacts[b], False)
+        for a, b in blocked
+        if a in contacts
+        and b in contacts
+        and contact_pair_score(contacts[a], contacts[b], weights)[0] < threshold
+    ]
+    return _levels(decided), _levels(unlisted)
+
+
+def _levels(pairs: list[tuple[ContactRow, ContactRow, bool]]) -> list[Sample]:
+    out: list[Sample] = []
+    for a, b, same in pairs:
+        levels = person_pair_levels(contact_record(a), contact_record(b))
+        if levels is not None:
+            out.append((levels, same))
+    return out
+
+
+async def _decided_pairs(session: AsyncSession) -> list[tuple[ContactRow, ContactRow, bool]]:
+    """The contact pairs people decided: a merge says one person (until it is undone), an
+    undone merge or a dismissed duplicate pair says two. A merged-away contact is read from
+    the merge's snapshot and the identities that moved; the target as it was before (without
+    the fields the merge filled)."""
+    merges = (
+        await session.scalars(select(Merge).where(Merge.kind == "contact").order_by(Merge.id))
+    ).all()
+    dismissed = (
+        await session.execute(
+            select(DuplicateCandidate.record_id, DuplicateCandidate.other_id).where(
+                DuplicateCandidate.kind == "contact", DuplicateCandidate.status == "dismissed"
+            )
         )
-
-    return person_pair_score(record(a), record(b))
+    ).all()
+    live = [m for m in merges if m.undone_at is None]
+    rows = await _contact_rows(
+        session,
+        {m.target_id for m in merges}
+        | {m.source_id for m in merges if m.undone_at is not None}
+        | {i for pair in dismissed for i in pair},
+    )
+    moved_ids = {m.id: set(m.moved.get("rows", {}).get("identities.contact_id", [])) for m in live}
+    keys = {
+        i.id: i
+        for i in (
+            await session.execute(
+                select(Identity.id, Identity.kind, Identity.key).where(
+                    Identity.id.in_({i for ids in moved_ids.values() for i in ids})
+                )
+            )
+        ).all()
+    }
+    relations: dict[int, str] = dict(
+        (
+            await session.execute(
+                select(Relation.id, Relation.name).where(
+                    Relation.id.in_({m.snapshot.get("relation_id") for m in live})
+                )
+            )
+        ).all()
+    )
+    pairs: list[tuple[ContactRow, ContactRow, bool]] = []
+    for m in merges:
+        if m.undone_at is not None:
+            if m.source_id in rows and m.target_id in rows:
+                pairs.append((rows[m.source_id], rows[m.target_id], False))
+            continue
+        if m.target_id not in rows:
+            continue  # merged on again: what it was is gone
+        moved = [keys[i] for i in moved_ids[m.id] if i in keys]
+        emails = {i.key for i in moved if i.kind == "email" and i.key}
+        phones = {i.key for i in moved if i.kind != "email" and i.key}
+        snap = m.snapshot
+        source = ContactRow(
+            m.source_id,
+            snap.get("first_name") or "",
+            snap.get("last_name") or "",
+            snap.get("full_name") or "",
+            relations.get(snap.get("relation_id") or 0, ""),
+            snap.get("city") or "",
+            emails,
+            phones,
+        )
+        target = rows[m.target_id]
+        filled = set(m.moved.get("filled", []))
+        before = replace(
+            target,
+            first_name="" if "first_name" in filled else target.first_name,
+            last_name="" if "last_name" in filled else target.last_name,
+            city="" if "city" in filled else target.city,
+            emails=target.emails - emails,
+            phones=target.phones - phones,
+        )
+        pairs.append((source, before, True))
+    for x, y in dismissed:
+        if x in rows and y in rows:
+            pairs.append((rows[x], rows[y], False))
+    return pairs

@@ -66,6 +66,7 @@ class RowIn:
     custom_fields: str
     project: str | None
     project_city: str | None
+    missing: tuple[str, ...] = ()  # required custom fields the row does not give
 
 
 @dataclass
@@ -275,6 +276,8 @@ async def write_batch(
         else:
             plain.append(r)
     people = [*by_ext.values(), *plain]
+    if any(r.missing for r in people):
+        people, rows = await _with_required_fields(conn, people, rows, report)
     if dedup and people:
         people = await _without_duplicates(conn, people, relation_ids, report)
     contact_ids: dict[int, int] = {}  # line → contact id
@@ -325,6 +328,35 @@ async def write_batch(
     touched.projects |= set(projects)
     if projects:
         touched.project_relations |= set(relation_ids.values())
+
+
+async def _with_required_fields(
+    conn: AsyncConnection, people: list[RowIn], rows: list[RowIn], report: ImportReport
+) -> tuple[list[RowIn], list[RowIn]]:
+    """A row that makes a new contact without a required custom field is refused with its
+    line (an update of a known contact keeps the values it has)."""
+    ext = [r.external_id for r in people if r.missing and r.external_id]
+    known = set(
+        (
+            await conn.execute(
+                text("SELECT external_id FROM contacts WHERE external_id = ANY(:ext)"),
+                {"ext": ext},
+            )
+        ).scalars()
+        if ext
+        else ()
+    )
+    refused = {r.line for r in people if r.missing and r.external_id not in known}
+    for r in people:
+        if r.line in refused:
+            names = ", ".join(r.missing)
+            report.error(
+                r.line, f"a new contact needs the custom field{'s' * (len(r.missing) > 1)} {names}"
+            )
+    return (
+        [r for r in people if r.line not in refused],
+        [r for r in rows if r.line not in refused],
+    )
 
 
 async def _without_duplicates(

@@ -15,7 +15,10 @@ the same domain is recognised as that company.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import text
@@ -23,14 +26,55 @@ from sqlalchemy import text
 from crm import normalizers
 from crm.base import Sessions
 from crm.import_batch import ImportReport, RelationIn, RowIn, Touched, write_batch
+from crm.lists import CustomField, Invalid, clean_value, fields_of
 
 log = structlog.get_logger(__name__)
 
 # --- normalising one row --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ContactFields:
+    """The contact custom fields an administrator defined: a column named by a field's key or
+    label (any case) is that field, typed and checked; other columns stay as they are."""
+
+    by_name: dict[str, CustomField]
+    required: tuple[str, ...]
+
+    @classmethod
+    def of(cls, fields: list[CustomField]) -> ContactFields:
+        by_name = {f.label.strip().lower(): f for f in fields} | {f.key.lower(): f for f in fields}
+        return cls(by_name, tuple(f.key for f in fields if f.required))
+
+    def clean(
+        self, line: int, raw: str, report: ImportReport
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """The row's custom fields as JSON and the required ones it lacks; None (the line
+        reported) when a value is not what its field takes."""
+        try:
+            values = json.loads(raw) if raw else {}
+        except ValueError:
+            values = None
+        if not isinstance(values, dict):
+            report.error(line, "custom_fields: a JSON object is expected")
+            return None
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            field = self.by_name.get(str(name).strip().lower())
+            if field is None:
+                out[name] = value
+                continue
+            try:
+                out[field.key] = clean_value(field, value)
+            except Invalid as exc:
+                report.error(line, f"{name}: {exc.message}")
+                return None
+        missing = tuple(key for key in self.required if key not in out)
+        return (json.dumps(out, ensure_ascii=False) if self.by_name else raw or "{}"), missing
+
+
 def _normalise(
-    line: int, row: dict[str, str], region: str, report: ImportReport
+    line: int, row: dict[str, str], region: str, report: ImportReport, fields: ContactFields
 ) -> tuple[RowIn | None, RelationIn | None]:
     first, last = row.get("first_name"), row.get("last_name")
     full = " ".join(p for p in (first, last) if p) or row.get("name", "")
@@ -79,6 +123,12 @@ def _normalise(
                 report.error(line, f"not a phone number: {raw[:40]}")
                 return None, None
             phones.append((value, raw))
+    custom_fields, missing = row.get("custom_fields", "{}"), cast(tuple[str, ...], ())
+    if full and (fields.by_name or "custom_fields" in row):
+        cleaned = fields.clean(line, row.get("custom_fields", ""), report)
+        if cleaned is None:
+            return None, None
+        custom_fields, missing = cleaned
     if not full:
         if relation is None:
             report.error(line, "no name: a row needs a person's name or a relation")
@@ -97,9 +147,10 @@ def _normalise(
             relation_key=relation.key if relation else None,
             emails=emails,
             phones=phones,
-            custom_fields=row.get("custom_fields", "{}"),
+            custom_fields=custom_fields,
             project=(row.get("project") or "")[:300] or None,
             project_city=(row.get("project_city") or row.get("city") or "")[:100] or None,
+            missing=missing,
         )
     if contact is None and relation is not None and (row.get("project") or emails or phones):
         # No person: a company's general address or number is the relation's own.
@@ -125,6 +176,8 @@ async def import_rows(
 ) -> ImportReport:
     """Import rows (dicts by column name, or (line, dict) pairs); one transaction per batch."""
     report = ImportReport()
+    async with sessions() as session:
+        fields = ContactFields.of(await fields_of(session, "contact"))
     pending: list[RowIn] = []
     relations: dict[str, RelationIn] = {}
     touched = Touched()
@@ -160,7 +213,7 @@ async def import_rows(
             report.rows += 1
             if report.rows % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # the writer sends its next statement meanwhile
-            contact, relation = _normalise(line, row, region, report)
+            contact, relation = _normalise(line, row, region, report, fields)
             if relation is not None:
                 relations.setdefault(relation.key, relation)
             if contact is not None:

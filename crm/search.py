@@ -256,14 +256,15 @@ class WordCounts:
         """Documents holding a word that starts with a word of the group (an upper bound: a
         document with two such words counts twice), over the first `cap` such words of each
         when given. Digits and new words count as rare."""
-        total = 0
-        for prefix in group:
-            lo = bisect.bisect_left(self.words, prefix)
-            hi = bisect.bisect_left(self.words, prefix + "{", lo)
-            if cap is not None:
-                hi = min(hi, lo + cap)
-            total += self.cumulative[hi] - self.cumulative[lo]
-        return total
+        return sum(self.prefix_docs(prefix, cap) for prefix in group)
+
+    def prefix_docs(self, prefix: str, cap: int | None = None) -> int:
+        """docs() of one prefix."""
+        lo = bisect.bisect_left(self.words, prefix)
+        hi = bisect.bisect_left(self.words, prefix + "{", lo)
+        if cap is not None:
+            hi = min(hi, lo + cap)
+        return self.cumulative[hi] - self.cumulative[lo]
 
     def together(self, groups: list[list[str]]) -> float:
         """Documents expected to hold a word of every group, the groups taken as independent."""
@@ -344,15 +345,16 @@ async def close_words(session: AsyncSession, terms: list[str]) -> list[list[str]
     counts = await word_counts(session)
     typed = [t for t in terms if len(t) >= 4]
     found: dict[str, dict[str, int]] = {}
-    for term in typed:
-        for prefix in one_edit(term) | {term}:
-            if docs := counts.docs([prefix], PREFIX_WORDS):
+    unknown = {t for t in typed if not counts.prefix_docs(t, PREFIX_WORDS)}
+    widen = [t for t in typed if not unknown or t in unknown]
+    for term in widen:
+        for prefix in one_edit(term):
+            if docs := counts.prefix_docs(prefix, PREFIX_WORDS):
                 found.setdefault(term, {})[prefix] = docs
-    unknown = {t for t in typed if t not in found.get(t, {})}
     out: list[list[str]] = []
     for term in terms:
         close: dict[str, int] = {}
-        if term in typed and (not unknown or term in unknown):
+        if term in widen:
             # A prefix covers the longer ones it starts ('stalo' covers 'staloa', 'stalob'...):
             # those go, so the cap keeps different words rather than one word's variants.
             for prefix in sorted(found.get(term, {}), key=len):
@@ -405,11 +407,15 @@ def rank(row: Any, terms: list[str]) -> Hit:
     folded_title = fold(title)
     score = WEIGHT[row.kind] + OWN * row.own
     matched: list[str] = []
-    fields = [(path, fold(str(value))) for path, value in (row.fields or {}).items()]
+    fields = list((row.fields or {}).items())
+    folded_fields: list[str | None] = [None] * len(fields)  # folded when a term gets that far
     for term in terms:
         if word_at(folded_title, term):
             score += TITLE
-        for path, folded in fields:
+        for i, (path, value) in enumerate(fields):
+            folded = folded_fields[i]
+            if folded is None:
+                folded = folded_fields[i] = fold(str(value))
             if at := word_at(folded, term):
                 matched.append(f"{path}:{term}")
                 if at == 2:

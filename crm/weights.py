@@ -27,13 +27,22 @@ class Weights:
     prior: float
     levels: dict[str, dict[str, float]] = field(default_factory=dict)
     fitted_on: str = ""
+    threshold: float | None = None  # the probability that decides, where the file sets one
 
     def of(self, name: str, level: str) -> float:
         return self.levels.get(name, {}).get(level, 0.0)
 
+    def log_odds(self, levels: Mapping[str, str]) -> float:
+        return self.prior + sum(self.of(name, level) for name, level in levels.items())
+
+    def probability(self, levels: Mapping[str, str]) -> float:
+        return 1.0 / (1.0 + math.exp(-max(min(self.log_odds(levels), 35.0), -35.0)))
+
     def to_json(self) -> str:
+        decides = {} if self.threshold is None else {"threshold": round(self.threshold, 4)}
         return json.dumps(
             {"prior": round(self.prior, 4), "fitted_on": self.fitted_on}
+            | decides
             | {
                 "levels": {
                     name: {level: round(w, 4) for level, w in sorted(levels.items())}
@@ -53,15 +62,31 @@ def parse(text: str) -> Weights:
             for name, levels in data["levels"].items()
         },
         fitted_on=str(data.get("fitted_on", "")),
+        threshold=None if data.get("threshold") is None else float(data["threshold"]),
     )
 
 
+def load(path: str | None = None, packaged: str = PACKAGED) -> Weights:
+    """The weights in `path` when it exists (read again once it changes: a refit takes effect
+    without a restart), else the ones shipped in the package under the name `packaged`."""
+    if path:
+        try:
+            stamp = Path(path).stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if stamp is not None:
+            return _read(path, stamp)
+    return _packaged(packaged)
+
+
 @lru_cache(maxsize=8)
-def load(path: str | None = None) -> Weights:
-    """The weights in `path` when it exists, else the ones shipped in the package."""
-    if path and Path(path).is_file():
-        return parse(Path(path).read_text(encoding="utf-8"))
-    return parse(resources.files("crm.data").joinpath(PACKAGED).read_text(encoding="utf-8"))
+def _read(path: str, stamp: int) -> Weights:
+    return parse(Path(path).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4)
+def _packaged(name: str) -> Weights:
+    return parse(resources.files("crm.data").joinpath(name).read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
@@ -100,6 +125,7 @@ def fit(
     rounds: int = 3000,
     fitted_on: str = "",
     keep: Iterable[str] = (),
+    bounded: bool = True,
 ) -> Weights:
     """A logistic regression on one-hot levels (plus the prior), by gradient descent with an L2
     pull towards `start`: a level seen rarely keeps about its old weight.
@@ -112,7 +138,11 @@ def fit(
 
     The fields in `keep` stay at their starting weights: a field the labelled pairs cannot
     estimate (the benchmark's cities are far more varied than Dutch ones, so a shared city
-    would read as near proof)."""
+    would read as near proof).
+
+    Not `bounded`, the weights go where the pairs take them (the L2 pull towards `start` aside):
+    a fit from scratch on every blocked pair, which has no such bias.
+    The start's threshold carries over."""
     patterns: Counter[tuple[tuple[str, str], ...]] = Counter()
     positives: Counter[tuple[tuple[str, str], ...]] = Counter()
     for sample, match in samples:
@@ -153,11 +183,11 @@ def fit(
             if f is None:
                 prior -= delta
             else:
-                w[f] = _bounded(w[f] - delta, anchor[f])
+                w[f] = _bounded(w[f] - delta, anchor[f]) if bounded else w[f] - delta
     fitted = {name: dict(levels) for name, levels in base.levels.items()}
     for (name, level), weight in w.items():
         fitted.setdefault(name, {})[level] = weight
-    return Weights(prior=prior, levels=fitted, fitted_on=fitted_on)
+    return Weights(prior=prior, levels=fitted, fitted_on=fitted_on, threshold=base.threshold)
 
 
 def _bounded(weight: float, start: float) -> float:

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
             weights_file=str(self.data_dir / "match_weights.json"),
         )
 
+    def dedup_weights_file(self) -> str:
+        """Where `switchboard duplicates train` writes its refit and the duplicate job reads it."""
+        return str(self.data_dir / "dedup_weights.json")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

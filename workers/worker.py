@@ -77,6 +77,7 @@ def make_worker(
         ctx["sessions"] = make_sessions(engine)
         ctx["policy"] = policy_from(settings)
         ctx["batch"] = settings.ingest_batch
+        ctx["dedup_weights"] = settings.dedup_weights_file()
         egress.configure(settings.allow_private_urls)  # the SSRF guard of channel calls
         ctx["egress"] = egress.for_channels(settings.allow_private_urls)
         ctx.update(extra_ctx or {})

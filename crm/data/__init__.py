@@ -1,1 +1,2 @@
-"""Data files the matcher reads: the fitted evidence weights and the given-name forms."""
+"""Data files the matcher and the duplicate job read: their fitted evidence weights and the
+given-name forms."""

@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select
 
 from channels import ADAPTERS, egress
+from crm.weights import Weights
 from inbox.db import Sessions, make_engine, make_sessions, upgrade
 from inbox.ingest.channels import add_channel, describe
 from inbox.models import Channel, Event
@@ -548,6 +549,37 @@ def count_rows(file: Path) -> int:
         return max(sum(1 for _ in handle) - 1, 0)
 
 
+def refit_options(file: str, reader: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--out and --keep of a command that refits a weights file."""
+
+    def add(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(
+            "--keep",
+            multiple=True,
+            metavar="FIELD",
+            help="A field whose weights stay as they are (e.g. city, when the decisions cannot "
+            "tell how common a shared city is).",
+        )(f)
+        return click.option(
+            "--out",
+            type=click.Path(dir_okay=False),
+            help=f"Where the weights go (default: {file} in the data folder, which the "
+            f"{reader} then reads).",
+        )(f)
+
+    return add
+
+
+def write_weights(fitted: Weights, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(fitted.to_json() + "\n", encoding="utf-8")
+
+
+def show_weights(fitted: Weights) -> None:
+    for name, levels in sorted(fitted.levels.items()):
+        click.echo(f"  {name:10} " + "  ".join(f"{k} {v:+.2f}" for k, v in sorted(levels.items())))
+
+
 @main.group("match", invoke_without_command=True)
 @data_dir_option
 @click.option(
@@ -618,19 +650,7 @@ def match_command(ctx: click.Context, senders_file: Any, as_json: bool) -> None:
     type=click.File("r"),
     help='JSON lines {"sender": {...}, "external_id": "C-1" or null} instead of the review queue.',
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False),
-    help="Where the weights go (default: match_weights.json in the data folder, which the "
-    "matcher then reads).",
-)
-@click.option(
-    "--keep",
-    multiple=True,
-    metavar="FIELD",
-    help="A field whose weights stay as they are (e.g. city, when the decisions cannot tell "
-    "how common a shared city is).",
-)
+@refit_options("match_weights.json", "matcher")
 def match_train(labelled_file: Any, out: str | None, keep: tuple[str, ...]) -> None:
     """Refit the matcher's evidence weights from the review queue's confirmed and rejected
     decisions (or a labelled file) and write them where the matcher reads them."""
@@ -669,13 +689,50 @@ def match_train(labelled_file: Any, out: str | None, keep: tuple[str, ...]) -> N
         fitted_on=f"{len(samples)} pairs, {matches} matches",
         keep=keep,
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(fitted.to_json() + "\n", encoding="utf-8")
+    write_weights(fitted, target)
     click.echo(
         f"{len(samples)} pairs ({matches} matches) from {len(labelled)} decisions → {target}"
     )
-    for name, levels in sorted(fitted.levels.items()):
-        click.echo(f"  {name:8} " + "  ".join(f"{k} {v:+.2f}" for k, v in sorted(levels.items())))
+    show_weights(fitted)
+
+
+@main.group("duplicates")
+def duplicates_command() -> None:
+    """Duplicate contacts: the weights the periodic duplicate job scores pairs with."""
+
+
+@duplicates_command.command("train")
+@data_dir_option
+@refit_options("dedup_weights.json", "duplicate job")
+def duplicates_train(out: str | None, keep: tuple[str, ...]) -> None:
+    """Refit the duplicate job's weights from people's decisions: merged contacts (one person,
+    unless the merge was undone) and dismissed duplicate pairs (two people)."""
+    from crm.dedup import load_weights, refit, training_pairs
+    from crm.weights import Sample
+
+    s = settings()
+    target = Path(out) if out else Path(s.dedup_weights_file())
+    start = load_weights(s.dedup_weights_file())
+
+    async def go(url: str) -> tuple[list[Sample], list[Sample]]:
+        async with session_factory(url) as sessions, sessions() as session:
+            return await training_pairs(session, start)
+
+    with migrated(s) as urls:
+        decided, unlisted = run(go(urls.database_url))
+    matches = sum(match for _, match in decided)
+    if not matches or matches == len(decided):
+        raise click.ClickException(
+            f"{len(decided)} decided pairs, {matches} of them merges: a refit needs both merges "
+            "and dismissed pairs (or undone merges)"
+        )
+    fitted = refit(decided + unlisted, start, keep)
+    write_weights(fitted, target)
+    click.echo(
+        f"{len(decided)} decided pairs ({matches} merges) and {len(unlisted)} the job did not "
+        f"list → {target}"
+    )
+    show_weights(fitted)
 
 
 if __name__ == "__main__":

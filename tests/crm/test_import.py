@@ -14,8 +14,9 @@ from openpyxl import Workbook
 from sqlalchemy import func, select, text
 from support import FIXTURES
 
-from crm.import_files import read_file
+from crm.import_files import read_file, rows_of
 from crm.importer import import_rows
+from crm.lists import CustomField
 from crm.matcher import Sender, match_sender
 from crm.models import Contact, Identity, Project, Relation
 from crm.search import search
@@ -252,6 +253,57 @@ async def test_a_big_import_refreshes_its_documents_in_parallel_chunks_and_count
                 assert row["external_id"] in [h.external_id for h in hits["contact"]], row
         counted = await session.scalar(text("SELECT docs FROM search_words WHERE word = 'dekker'"))
     assert counted == 4  # the three Dekkers and their company
+
+
+async def test_columns_named_after_contact_custom_fields_are_typed_checked_and_required(
+    sessions: Sessions,
+) -> None:
+    async with sessions() as session, session.begin():
+        session.add_all(
+            [
+                CustomField(record_type="contact", key="segment", label="Klantsegment",
+                            type="choice", choices=["Bouw", "Zorg"], required=True),
+                CustomField(record_type="contact", key="m2", label="Oppervlakte", type="number"),
+            ]
+        )  # fmt: skip
+    async with sessions() as session, session.begin():
+        session.add(Contact(first_name="Oud", full_name="Oud", external_id="C-9"))
+    data = (
+        "external_id;first_name;last_name;klantsegment;Oppervlakte;Notitie\n"
+        "C-1;Jan;Visser;Bouw;120.0;bellen\n"  # typed, the free column kept as it is
+        "C-2;Piet;Smit;Handel;;\n"  # not one of the choices
+        "C-3;Kees;Bos;Zorg;veel;\n"  # not a number
+        "C-4;Anna;Jong;;;\n"  # a new contact without the required field
+        "C-9;Oud;Contact;;80;\n"  # a known contact: an update keeps what it has
+        ";Els;Vos;;;\n"  # no external id: always a new contact
+    )
+    report = await import_rows(sessions, rows_of(data))
+    errors = {e["line"]: e["error"] for e in report.errors}
+    assert sorted(errors) == [3, 4, 5, 7], errors
+    assert "klantsegment" in errors[3] and "choices" in errors[3]  # the column as headed
+    assert "Oppervlakte" in errors[4] and "number" in errors[4]
+    assert "segment" in errors[5] and "segment" in errors[7]
+    async with sessions() as session:
+        stored = {
+            c.external_id: c.custom_fields for c in (await session.scalars(select(Contact))).all()
+        }
+    assert stored == {
+        "C-1": {"segment": "Bouw", "m2": 120, "Notitie": "bellen"},
+        "C-9": {"m2": 80},
+    }
+
+
+async def test_a_custom_fields_value_that_is_not_a_json_object_is_a_line_error(
+    sessions: Sessions,
+) -> None:
+    rows = [
+        {"external_id": "C-1", "first_name": "Jan", "custom_fields": "{not json"},
+        {"external_id": "C-2", "first_name": "Piet", "custom_fields": "[1, 2]"},
+        {"external_id": "C-3", "first_name": "Kees", "custom_fields": '{"kleur": "blauw"}'},
+    ]
+    report = await import_rows(sessions, rows)
+    assert [e["line"] for e in report.errors] == [2, 3]
+    assert report.contacts_created == 1
 
 
 async def test_a_batch_is_planned_for_its_own_arrays_and_commits_without_waiting_for_the_wal(

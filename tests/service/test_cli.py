@@ -15,7 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from inbox.db import Sessions
+from inbox.service.engines import EngineUrls
+
+TRAIN = ("duplicates", "train")
 ENV_DROP = ("DATABASE_URL", "REDIS_URL", "SWITCHBOARD_DATABASE_URL", "SWITCHBOARD_REDIS_URL")
 
 
@@ -237,6 +242,7 @@ def test_the_public_command_names_exist() -> None:
         ["users", "add"],
         ["match"],
         ["match", "train"],
+        ["duplicates", "train"],
     ):
         result = CliRunner().invoke(main, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)
@@ -290,3 +296,82 @@ def test_channels_add_whatsapp_prints_its_generated_verify_token(data_dir: Path)
     assert channel["secrets"]["app_secret"] == "s3"
     missing = switchboard(data_dir, "channels", "add", "whatsapp", "--name", "X", "--config", "{}")
     assert missing.returncode != 0 and "phone_number_id is required" in missing.stderr
+
+
+async def test_duplicates_train_refits_from_merges_and_dismissals_for_the_job(
+    sessions: Sessions, engine_urls: EngineUrls, tmp_path: Path
+) -> None:
+    """Merges and dismissed pairs in the CRM make the file the duplicate job then scores with;
+    without both kinds of decision nothing is written."""
+    from crm import dedup
+    from crm.models import Contact, DuplicateCandidate, Relation
+    from workers.dedup import duplicate_clusters
+
+    def train() -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+        env["DATABASE_URL"] = engine_urls.database_url
+        return subprocess.run(
+            [sys.executable, "-m", "inbox.service.cli", "--data-dir", str(tmp_path), *TRAIN],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    async with sessions() as session, session.begin():
+        relation = Relation(name="Hamerslag B.V.", normalized_name="hamerslag")
+        session.add(relation)
+        await session.flush()
+        names = ["Jan", "J.", "Kees", "K.", "Joost", "Jeroen", "Karin", "Klaas", "Joris", "Jaap"]
+        people = [
+            Contact(relation_id=relation.id, first_name=n, last_name="Visser", full_name=n)
+            for n in names
+        ]
+        session.add_all(people)
+        await session.flush()
+        ids = {n: c.id for n, c in zip(names, people, strict=True)}
+    refused = train()
+    assert refused.returncode != 0
+    assert "needs both merges and dismissed pairs" in refused.stderr
+    async with sessions() as session, session.begin():
+        await dedup.merge(session, "contact", ids["J."], ids["Jan"], None)
+        await dedup.merge(session, "contact", ids["K."], ids["Kees"], None)
+    only_merges = train()
+    assert only_merges.returncode != 0, only_merges.stdout
+    assert "2 decided pairs, 2 of them merges" in only_merges.stderr
+    weights = tmp_path / "dedup_weights.json"
+    assert not weights.exists()
+    async with sessions() as session, session.begin():
+        for a, b in (("Joost", "Jeroen"), ("Karin", "Klaas"), ("Joost", "Jan")):
+            x, y = sorted((ids[a], ids[b]))
+            session.add(
+                DuplicateCandidate(
+                    kind="contact",
+                    record_id=x,
+                    other_id=y,
+                    cluster=x,
+                    score=0.8,
+                    status="dismissed",
+                )
+            )
+    # Before the refit the job lists another pair of Vissers with other given names.
+    async with sessions() as session:
+        assert dedup.contact_pair_score(
+            *(await dedup._contact_rows(session, {ids["Joris"], ids["Jaap"]})).values()
+        )[0] >= dedup.threshold_of(dedup.load_weights())
+    trained = train()
+    assert trained.returncode == 0, trained.stderr
+    assert "5 decided pairs (2 merges)" in trained.stdout
+    refit = dedup.load_weights(str(weights))
+    assert refit != dedup.load_weights() and refit.fitted_on.startswith("5 pairs")
+    ctx = {"sessions": sessions, "dedup_weights": str(weights)}
+    assert await duplicate_clusters(ctx) >= 0
+    async with sessions() as session:
+        listed = {
+            (p.record_id, p.other_id)
+            for p in await session.scalars(
+                select(DuplicateCandidate).where(DuplicateCandidate.status == "open")
+            )
+        }
+    assert tuple(sorted((ids["Joris"], ids["Jaap"]))) not in listed

@@ -361,6 +361,14 @@ async function openConversation(id, { push = false } = {}) {
   if (state.tab === "history") loadHistory(id);
 }
 
+// A list fetched while a reply was being sent may predate it: the messages shown that are newer
+// than everything in the list stay (the next fetch has them).
+function withNewer(id, fetched) {
+  const top = fetched.reduce((most, m) => Math.max(most, m.id), 0);
+  const newer = state.messages.filter((m) => m.conversation_id === id && m.id > top);
+  return newer.length ? [...fetched, ...newer] : fetched;
+}
+
 async function refreshConversation(id) {
   if (state.current !== id || !state.conversation) return;
   try {
@@ -368,7 +376,7 @@ async function refreshConversation(id) {
       api("GET", `/api/conversations/${id}`), fetchMessages(id)]);
     if (state.current !== id) return;
     state.conversation = conversation;
-    state.messages = messages;
+    state.messages = withNewer(id, messages);
     markSeen(conversation);
     renderConversation();
     if (state.tab === "history") loadHistory(id);
@@ -884,7 +892,7 @@ async function pollStatus(conversationId, messageId) {
       if (state.current !== conversationId) return;
       const messages = await fetchMessages(conversationId).catch(() => null);
       if (!messages || state.current !== conversationId) return;
-      state.messages = messages;
+      state.messages = withNewer(conversationId, messages);
       renderConversation();
       const m = messages.find((x) => x.id === messageId);
       if (!m || (m.status !== "queued" && m.status !== "sending")) return;
