@@ -304,3 +304,26 @@ async def test_a_custom_fields_value_that_is_not_a_json_object_is_a_line_error(
     report = await import_rows(sessions, rows)
     assert [e["line"] for e in report.errors] == [2, 3]
     assert report.contacts_created == 1
+
+
+async def test_a_batch_is_planned_for_its_own_arrays_and_commits_without_waiting_for_the_wal(
+    sessions: Sessions,
+) -> None:
+    """A batch's transaction: the index triggers stand aside, every statement gets a plan for
+    the arrays it is given (a generic plan of the relation lookup once took 10-16 s a batch)
+    and the commit does not wait for the WAL flush (a rerun imports a lost batch again)."""
+    from crm.import_batch import ImportReport, Touched, write_batch
+
+    async with sessions() as session, session.begin():
+        conn = await session.connection()
+        await write_batch(conn, [], {}, False, ImportReport(), Touched())
+        settings = await conn.execute(
+            text(
+                "SELECT current_setting('switchboard.bulk'), current_setting('plan_cache_mode'),"
+                " current_setting('synchronous_commit')"
+            )
+        )
+        assert tuple(settings.one()) == ("on", "force_custom_plan", "off")
+    async with sessions() as session:
+        after = await session.scalar(text("SELECT current_setting('plan_cache_mode')"))
+    assert after == "auto"  # for the batch's transaction only

@@ -361,6 +361,19 @@ async def test_a_small_limit_keeps_the_best_of_each_kind(sessions: Sessions) -> 
         assert best == {kind: hits[:1] for kind, hits in every.items()}, q
 
 
+async def test_a_documents_prefixes_are_its_words_first_two_to_six_letters(
+    sessions: Sessions,
+) -> None:
+    """sb_prefixes (the prefix index's expression): each prefix once, none of one letter."""
+    async with sessions() as session:
+        prefixes = await session.scalar(
+            text("SELECT sb_prefixes(to_tsvector('simple', 'jan hamerslag a de jan'))::text")
+        )
+        empty = await session.scalar(text("SELECT sb_prefixes(''::tsvector)::text"))
+    assert prefixes == "'de' 'ha' 'ham' 'hame' 'hamer' 'hamers' 'ja' 'jan'"
+    assert empty == ""
+
+
 async def test_old_word_counts_serve_while_new_ones_load_in_the_background(
     sessions: Sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
