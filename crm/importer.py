@@ -18,7 +18,7 @@ import asyncio
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from sqlalchemy import text
@@ -63,6 +63,8 @@ class ContactFields:
             field = self.by_name.get(str(name).strip().lower())
             if field is None:
                 out[name] = value
+                continue
+            if value is None or value == "":  # no value, as an API write clears one
                 continue
             try:
                 out[field.key] = clean_value(field, value)
@@ -123,7 +125,8 @@ def _normalise(
                 report.error(line, f"not a phone number: {raw[:40]}")
                 return None, None
             phones.append((value, raw))
-    custom_fields, missing = row.get("custom_fields", "{}"), cast(tuple[str, ...], ())
+    custom_fields = row.get("custom_fields", "{}")
+    missing: tuple[str, ...] = ()
     if full and (fields.by_name or "custom_fields" in row):
         cleaned = fields.clean(line, row.get("custom_fields", ""), report)
         if cleaned is None:

@@ -145,15 +145,14 @@ async def search(
     bind = dict(params or {}) | {"pool": POOL, "ranked": max(RANKED, limit * 5)}
     groups = [[t] for t in terms]
     counts = await word_counts(session)
-    widened = groups
-    if any(not counts.docs(g) for g in groups):
-        # A word that starts no indexed word (as of the counts, a minute old at most): a typo,
-        # most likely. The widened query rides along, run only when the query as typed finds
-        # nothing (a word new since the counts still finds its own records first).
-        widened = await close_words(session, terms)
+    # A word that starts no indexed word (as of the counts, a minute old at most) is a typo,
+    # most likely: the widened query rides along, run only when the query as typed finds
+    # nothing (a word new since the counts still finds its own records first).
+    predicted = any(not counts.docs(g) for g in groups)
+    widened = await close_words(session, terms) if predicted else groups
     rows = await _matches(session, groups, where, bind, widened if widened != groups else None)
     used = bool(rows) and rows[0].widened
-    if not rows and widened == groups:
+    if not rows and not predicted:
         # Every word starts some indexed word, and only their combination finds nothing.
         widened = await close_words(session, terms)
         if widened != groups:

@@ -296,14 +296,25 @@ async def test_columns_named_after_contact_custom_fields_are_typed_checked_and_r
 async def test_a_custom_fields_value_that_is_not_a_json_object_is_a_line_error(
     sessions: Sessions,
 ) -> None:
+    async with sessions() as session, session.begin():
+        session.add(
+            CustomField(record_type="contact", key="m2", label="Oppervlakte", type="number")
+        )
     rows = [
         {"external_id": "C-1", "first_name": "Jan", "custom_fields": "{not json"},
         {"external_id": "C-2", "first_name": "Piet", "custom_fields": "[1, 2]"},
         {"external_id": "C-3", "first_name": "Kees", "custom_fields": '{"kleur": "blauw"}'},
+        # An empty value of a defined field is no value, as in an API write.
+        {"external_id": "C-4", "first_name": "Anna", "custom_fields": '{"m2": "", "M2 ": null}'},
     ]
     report = await import_rows(sessions, rows)
     assert [e["line"] for e in report.errors] == [2, 3]
-    assert report.contacts_created == 1
+    assert report.contacts_created == 2
+    async with sessions() as session:
+        stored = {
+            c.external_id: c.custom_fields for c in (await session.scalars(select(Contact))).all()
+        }
+    assert stored == {"C-3": {"kleur": "blauw"}, "C-4": {}}
 
 
 async def test_a_batch_is_planned_for_its_own_arrays_and_commits_without_waiting_for_the_wal(
